@@ -1,0 +1,169 @@
+/**
+ * Loads SAM/MedSAM weights from any of the forms users actually have (torch .pth, HF model.safetensors, a
+ * training checkpoint wrapping the state dict, a DataParallel "module." state dict) into the official key
+ * layout, and checks them strictly against a model so a wrong file fails with one complete explanation.
+ */
+import { createHash } from "node:crypto";
+import { type HostTensor } from "../io/host_tensor.ts";
+import { readSafetensorsHeader, readSafetensorsWithMetadata } from "../io/safetensors.ts";
+import { flattenTensors, isTensorRef, loadTensors, openPth, type PthTensorRef } from "../io/pth.ts";
+import { HF_SHARED_DUPLICATE, hfToOfficial, isHfSamKeys, officialToHf } from "./sam_key_map.ts";
+
+export { hfToOfficial, officialToHf };
+
+export class CheckpointError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CheckpointError";
+  }
+}
+
+/** Keys under which training scripts nest the weights (MedSAM's "model", Lightning's "state_dict", ...). */
+const NESTED = ["model", "state_dict", "model_state_dict"];
+/** Non-persistent buffers some exports still carry; the model derives them from its preprocessing config. */
+const DROPPED = new Set(["pixel_mean", "pixel_std"]);
+
+export type CheckpointFormat = "pth-zip" | "pth-legacy" | "safetensors";
+
+/** Tells the format from the first bytes (extensions lie: HF .bin files are torch zips). */
+export async function detectFormat(path: string): Promise<CheckpointFormat> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) throw new CheckpointError(`${path}: no such file`);
+    throw err;
+  }
+  const head = new Uint8Array(9);
+  let n = 0;
+  try {
+    for (let r; n < head.length && (r = await f.read(head.subarray(n))) !== null;) n += r;
+  } catch (err) {
+    if (err instanceof Deno.errors.IsADirectory) {
+      throw new CheckpointError(`${path}: is a directory, not a file`);
+    }
+    throw err;
+  } finally {
+    f.close();
+  }
+  if (n === 0) throw new CheckpointError(`${path}: empty file, not a checkpoint`);
+  if (n >= 4 && head[0] === 0x50 && head[1] === 0x4b && (head[2] === 3 || head[2] === 5)) return "pth-zip";
+  if (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) return "pth-legacy";
+  if (n === 9 && head[8] === 0x7b && new DataView(head.buffer).getBigUint64(0, true) < 100_000_000n) {
+    return "safetensors";
+  }
+  throw new CheckpointError(`${path}: not a checkpoint (expected a PyTorch .pth/.pt or a .safetensors file)`);
+}
+
+/** Picks the state dict inside a training checkpoint: a nested dict holding tensors, unless the top holds them. */
+export function unwrapStateDict(root: unknown, path: string): unknown {
+  for (let depth = 0; depth < 3 && root instanceof Map; depth++) {
+    if ([...root.values()].some(isTensorRef)) return root;
+    const key = NESTED.find((k) => root instanceof Map && root.get(k) instanceof Map);
+    if (!key) return root;
+    root = root.get(key);
+  }
+  if (!(root instanceof Map)) {
+    throw new CheckpointError(`${path}: does not hold a state dict (a dict of tensors)`);
+  }
+  return root;
+}
+
+/**
+ * Maps the file's tensor names to official names: strips "module.", undoes the HF renaming, drops the HF
+ * duplicate of the positional matrix and the pixel mean/std buffers. Returns file name -> official name.
+ */
+export function planKeys(names: string[], path: string): Map<string, string> {
+  const stripped = names.map((k) => (k.startsWith("module.") ? k.slice(7) : k));
+  const hf = isHfSamKeys(stripped);
+  const hasPe = stripped.includes("prompt_encoder.shared_embedding.positional_embedding");
+  const plan = new Map<string, string>();
+  const taken = new Map<string, string>();
+  for (let i = 0; i < names.length; i++) {
+    let k = stripped[i];
+    if (DROPPED.has(k)) continue;
+    if (hf) {
+      if (k === HF_SHARED_DUPLICATE && hasPe) continue;
+      k = hfToOfficial(k);
+    }
+    const prev = taken.get(k);
+    if (prev !== undefined) {
+      throw new CheckpointError(`${path}: "${prev}" and "${names[i]}" both map to "${k}"`);
+    }
+    taken.set(k, names[i]);
+    plan.set(names[i], k);
+  }
+  return plan;
+}
+
+/**
+ * Reads a .pth/.pt (zip or legacy pickle) or .safetensors checkpoint (detected by content, not extension);
+ * unwraps a nested "model"/"state_dict"/"model_state_dict" entry; strips a "module." prefix; maps Hugging
+ * Face SAM names (REFERENCE 1.5) back to the official names. Only the state dict's tensors are read from disk.
+ */
+export async function readStateDict(path: string): Promise<Map<string, HostTensor>> {
+  const format = await detectFormat(path);
+  const out = new Map<string, HostTensor>();
+  if (format === "safetensors") {
+    const names = [...(await readSafetensorsHeader(path)).entries.keys()];
+    if (!names.length) throw new CheckpointError(`${path}: holds no tensors`);
+    const plan = planKeys(names, path);
+    const { tensors } = await readSafetensorsWithMetadata(path, { filter: (n) => plan.has(n) });
+    for (const [name, t] of tensors) out.set(plan.get(name)!, t);
+    return out;
+  }
+  const archive = await openPth(path);
+  let refs: Map<string, PthTensorRef>;
+  try {
+    refs = flattenTensors(unwrapStateDict(archive.root, path));
+    if (!refs.size) throw new CheckpointError(`${path}: holds no tensors`);
+  } catch (err) {
+    archive.close();
+    throw err;
+  }
+  const plan = planKeys([...refs.keys()], path);
+  const wanted = new Map([...plan].map(([name, official]) => [official, refs.get(name)!]));
+  return loadTensors(archive, wanted);
+}
+
+/**
+ * Strict check of a state dict against the shapes a model expects: one CheckpointError (naming the file)
+ * listing every missing key, unexpected key and shape mismatch, so the user sees the whole problem at once.
+ */
+export function checkStrict(
+  expected: Map<string, number[]>,
+  sd: Map<string, HostTensor>,
+  file: string,
+  opts: { ignore?: (key: string) => boolean } = {},
+): void {
+  const skip = opts.ignore ?? (() => false);
+  const missing = [...expected.keys()].filter((k) => !sd.has(k) && !skip(k));
+  const unexpected = [...sd.keys()].filter((k) => !expected.has(k) && !skip(k));
+  const mismatched: string[] = [];
+  for (const [k, shape] of expected) {
+    const t = sd.get(k);
+    if (!t || skip(k)) continue;
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      mismatched.push(`${k} (file [${t.shape}], model [${shape}])`);
+    }
+  }
+  if (!missing.length && !unexpected.length && !mismatched.length) return;
+  const parts: string[] = [];
+  if (missing.length) parts.push(`${missing.length} missing: ${missing.join(", ")}`);
+  if (unexpected.length) parts.push(`${unexpected.length} unexpected: ${unexpected.join(", ")}`);
+  if (mismatched.length) parts.push(`${mismatched.length} shape mismatches: ${mismatched.join(", ")}`);
+  throw new CheckpointError(`${file}: weights do not fit the model; ${parts.join("; ")}`);
+}
+
+/** The file's sha256 (hex), streamed in 1 MiB chunks so big checkpoints are never held in memory. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  const f = await Deno.open(path);
+  try {
+    const buf = new Uint8Array(1 << 20);
+    for (let n; (n = await f.read(buf)) !== null;) hash.update(buf.subarray(0, n));
+  } finally {
+    f.close();
+  }
+  return hash.digest("hex");
+}
