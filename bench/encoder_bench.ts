@@ -1,0 +1,81 @@
+/**
+ * Benchmark: one SAM ViT-B image-encoder forward (batch 1, random weights) on the active process's backend,
+ * timed from input upload to the embedding read back, with the peak of live tensor bytes and of RSS.
+ */
+import { tf } from "../pipeline/tf.ts";
+import { type BackendName, selectBackend } from "../pipeline/backend.ts";
+import { PRESETS } from "../model/sam/config.ts";
+import { imageEncoder } from "../model/sam/image_encoder.ts";
+import { disposeParams, initSamParams } from "../model/sam/params.ts";
+
+export interface EncoderBenchResult {
+  backend: string;
+  /** Input side in pixels (1024 for the paper's setting). */
+  size: number;
+  /** Fastest of the timed forwards, seconds. */
+  seconds: number;
+  /** Peak of tfjs's live-tensor accounting during the forward (views count separately, as in tf.profile). */
+  peakTensorMiB: number;
+  /** Peak resident memory of the whole process (Linux VmHWM), weights included; undefined elsewhere. */
+  peakRssMiB?: number;
+}
+
+/** Largest value tfjs's byte counter reaches while f runs (tf.profile would read tensors back synchronously). */
+async function withPeakBytes<T>(f: () => Promise<T>): Promise<{ result: T; peak: number }> {
+  const engine = tf.engine() as unknown as {
+    state: { numBytes: number };
+    trackTensor: (...args: unknown[]) => void;
+  };
+  const original = engine.trackTensor;
+  let peak = engine.state.numBytes;
+  engine.trackTensor = function (this: unknown, ...args: unknown[]) {
+    original.apply(this, args);
+    peak = Math.max(peak, engine.state.numBytes);
+  };
+  try {
+    return { result: await f(), peak };
+  } finally {
+    engine.trackTensor = original;
+  }
+}
+
+async function peakRssMiB(): Promise<number | undefined> {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(await Deno.readTextFile("/proc/self/status"));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Selects backend, builds random ViT-B weights, and times `repeat` encoder forwards at size x size. */
+export async function encoderBench(
+  backend: Exclude<BackendName, "auto">,
+  opts: { size?: number; repeat?: number; log?: (line: string) => void } = {},
+): Promise<EncoderBenchResult> {
+  const size = opts.size ?? 1024, repeat = opts.repeat ?? 1;
+  const log = opts.log ?? ((s: string) => console.error(s));
+  await selectBackend(backend, {}, log);
+  const cfg = PRESETS.vit_b;
+  const p = initSamParams(cfg, 0);
+  const x = tf.randomNormal([1, size, size, 3], 0, 1, "float32", 1) as tf.Tensor4D;
+  let best = Infinity, peak = 0;
+  try {
+    for (let i = 0; i < repeat; i++) {
+      const { result: secs, peak: bytes } = await withPeakBytes(async () => {
+        const t0 = performance.now();
+        const y = imageEncoder(p, cfg, x); // [1, size/16, size/16, 256]
+        await y.data();
+        y.dispose();
+        return (performance.now() - t0) / 1000;
+      });
+      log(`encoder forward ${size}x${size} on ${backend}: ${secs.toFixed(2)} s`);
+      best = Math.min(best, secs);
+      peak = Math.max(peak, bytes);
+    }
+  } finally {
+    x.dispose();
+    disposeParams(p);
+  }
+  return { backend, size, seconds: best, peakTensorMiB: peak / 2 ** 20, peakRssMiB: await peakRssMiB() };
+}

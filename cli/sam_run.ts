@@ -1,0 +1,112 @@
+/**
+ * `deno task sam-run`: the SAM forward for parity checks. Reads raw_image [1, 3, H, W] (0..255) and box [1, 4]
+ * from a safetensors file and writes every tensor of shared/reference/tiny_sam.io.safetensors (NCHW, float32).
+ * Config, input and checkpoint are all checked before anything runs; a bad one is one line and exit 2.
+ */
+import { tf } from "../pipeline/tf.ts";
+import { BACKEND_NAMES, type BackendName, selectBackend } from "../pipeline/backend.ts";
+import { type HostTensor, toFloat32 } from "../io/host_tensor.ts";
+import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
+import { checkStrict, readStateDict } from "../model/checkpoint.ts";
+import { loadSamConfig, type SamConfig } from "../model/sam/config.ts";
+import { disposeParams, paramsFromStateDict, samParamShapes } from "../model/sam/params.ts";
+import { parityOutputs } from "../model/sam/parity_outputs.ts";
+import { parseFlags } from "./flags.ts";
+import { runCli, UserError } from "./user_error.ts";
+
+const USAGE = "usage: deno task sam-run --checkpoint F --config F|vit_b|tiny --input IN --output OUT " +
+  "[--backend auto|webgpu|wasm|cpu]";
+
+/** Checks the input file's raw_image and box against cfg; returns them as float32 host arrays. */
+export function checkInput(tensors: Map<string, HostTensor>, cfg: SamConfig, file: string) {
+  const get = (name: string, rank: number, check: (s: number[]) => boolean, want: string) => {
+    const t = tensors.get(name);
+    if (!t) throw new UserError(`${file}: no tensor "${name}" (need raw_image [1,3,H,W] and box [1,4])`);
+    if (t.dtype === "bool") throw new UserError(`${file}: "${name}" has dtype bool, expected a number type`);
+    if (t.shape.length !== rank || !check(t.shape)) {
+      throw new UserError(`${file}: "${name}" has shape [${t.shape}], expected ${want}`);
+    }
+    const data = Float32Array.from(toFloat32(t));
+    if (!data.every(Number.isFinite)) throw new UserError(`${file}: "${name}" holds NaN or infinite values`);
+    return { shape: t.shape, data };
+  };
+  const s = cfg.image_size;
+  const raw = get(
+    "raw_image",
+    4,
+    ([b, c, h, w]) => b === 1 && c === 3 && h >= 1 && w >= 1 && h <= s && w <= s,
+    `[1, 3, H, W] with 1 <= H, W <= image_size ${s} (the model's input frame, as Sam.forward takes it)`,
+  );
+  const box = get("box", 2, ([b, n]) => b === 1 && n === 4, "[1, 4] (x0, y0, x1, y1)");
+  return { raw, box };
+}
+
+async function readInput(path: string): Promise<Map<string, HostTensor>> {
+  try {
+    return await readSafetensors(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) throw new UserError(`${path}: no such input file`);
+    if (err instanceof Deno.errors.IsADirectory) {
+      throw new UserError(`${path}: is a directory, not an input file`);
+    }
+    throw err;
+  }
+}
+
+/** Refuses an output whose folder is missing or which names a folder, before any work is done. */
+async function checkOutput(path: string): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
+  const info = await Deno.stat(dir).catch(() => undefined);
+  if (!info?.isDirectory) throw new UserError(`${path}: output folder ${dir} does not exist`);
+  const out = await Deno.stat(path).catch(() => undefined);
+  if (out?.isDirectory) throw new UserError(`${path}: is a directory, not an output file`);
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseFlags(args, {
+    checkpoint: { type: "string" },
+    config: { type: "string" },
+    input: { type: "string" },
+    output: { type: "string" },
+    backend: { type: "string", default: "auto" },
+  });
+  const missing = ["checkpoint", "config", "input", "output"].filter((k) =>
+    !values[k as keyof typeof values]
+  );
+  if (missing.length) throw new UserError(`missing ${missing.map((k) => `--${k}`).join(", ")}; ${USAGE}`);
+  const backend = values.backend as BackendName;
+  if (!BACKEND_NAMES.includes(backend)) {
+    throw new UserError(`--backend: "${values.backend}" is not one of ${BACKEND_NAMES.join(", ")}`);
+  }
+  const cfg = await loadSamConfig(values.config!);
+  const { raw, box } = checkInput(await readInput(values.input!), cfg, values.input!);
+  await checkOutput(values.output!);
+  const sd = await readStateDict(values.checkpoint!);
+  checkStrict(samParamShapes(cfg), sd, values.checkpoint!);
+  try {
+    await selectBackend(backend, {}, (line) => console.error(line));
+  } catch (err) {
+    throw new UserError(`--backend ${backend}: ${(err as Error).message}`);
+  }
+  const p = paramsFromStateDict(sd, cfg, values.checkpoint!);
+  sd.clear();
+  const t0 = performance.now();
+  const rawT = tf.tensor4d(raw.data, raw.shape as [number, number, number, number]);
+  const boxT = tf.tensor2d(box.data, [1, 4]);
+  const outputs = parityOutputs(p, cfg, rawT, boxT);
+  const host = new Map<string, HostTensor>();
+  try {
+    for (const [name, t] of outputs) {
+      host.set(name, { dtype: "float32", shape: t.shape, data: Float32Array.from(await t.data()) });
+    }
+  } finally {
+    tf.dispose([...outputs.values(), rawT, boxT]);
+    disposeParams(p);
+  }
+  await writeSafetensors(values.output!, host);
+  const secs = ((performance.now() - t0) / 1000).toFixed(2);
+  console.error(`sam-run: wrote ${host.size} tensors to ${values.output} in ${secs} s on ${tf.getBackend()}`);
+}
+
+if (import.meta.main) runCli(main);
