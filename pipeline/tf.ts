@@ -8,9 +8,20 @@ import "@tensorflow/tfjs-backend-webgpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
 
-// The wasm backend fetches its .wasm binaries at init; point it at the copy inside node_modules.
-const wasmEntry = createRequire(import.meta.url).resolve("@tensorflow/tfjs-backend-wasm");
-setWasmPaths(wasmEntry.slice(0, wasmEntry.lastIndexOf("/") + 1));
+// The wasm backend fetches its .wasm binaries at init; point it at the copy inside node_modules, or at
+// TFJS_WASM_DIR where there is none (a bundled build, e.g. the GPU benchmark in bench/gpu.sh).
+function wasmDir(): string | undefined {
+  try {
+    const fromEnv = Deno.env.get("TFJS_WASM_DIR");
+    if (fromEnv) return fromEnv.endsWith("/") ? fromEnv : fromEnv + "/";
+    const entry = createRequire(import.meta.url).resolve("@tensorflow/tfjs-backend-wasm");
+    return entry.slice(0, entry.lastIndexOf("/") + 1);
+  } catch {
+    return undefined; // no env/read permission or no node_modules: wasm then fails to initialise with tfjs's own message; cpu and webgpu still work
+  }
+}
+const dir = wasmDir();
+if (dir) setWasmPaths(dir);
 
 // tfjs-backend-cpu prints an advert for tfjs-node (which cannot be installed here) on first use.
 const warn = console.warn;
