@@ -31,7 +31,9 @@ console.warn = (...args: unknown[]) => {
 };
 const log = console.log;
 console.log = (...args: unknown[]) => {
-  if (typeof args[0] === "string" && args[0].includes("looks like you are running TensorFlow.js in Node")) return;
+  if (typeof args[0] === "string" && args[0].includes("looks like you are running TensorFlow.js in Node")) {
+    return;
+  }
   log(...args);
 };
 

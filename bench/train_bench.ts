@@ -1,0 +1,134 @@
+/**
+ * Training-step benchmark per backend: LoRaMedNet forward + backward + Adam on random data, wall and CPU
+ * milliseconds per step, and whether tf.memory().numTensors stayed flat. Not a test: run it by hand,
+ * `deno run -A bench/train_bench.ts [--preset tiny|vit_b] [--backends cpu,wasm,webgpu] [--steps 5] [--json]`.
+ */
+import process from "node:process";
+import { tf } from "../model/autodiff.ts";
+import { numberFlag, parseFlags } from "../cli/flags.ts";
+import { type BackendName, selectBackend } from "../pipeline/backend.ts";
+import { createLoraMedNet } from "../model/loramednet.ts";
+import { Adam } from "../pipeline/optimizer.ts";
+import { trainStep } from "../stages/train.ts";
+
+export interface StepBench {
+  backend: string;
+  preset: string;
+  imageSize: number;
+  encoderSize: number;
+  batchSize: number;
+  steps: number;
+  /** Milliseconds per step, after one warm-up step. */
+  wallMs: number;
+  cpuMs: number;
+  forwardMs: number;
+  numTensorsFlat: boolean;
+}
+
+/** Times `steps` training steps of one configuration on one backend. */
+export async function benchTrainStep(o: {
+  backend: Exclude<BackendName, "auto">;
+  preset: "tiny" | "vit_b";
+  imageSize: number;
+  encoderSize: number | null;
+  batchSize: number;
+  steps: number;
+}): Promise<StepBench> {
+  await selectBackend(o.backend, {}, () => {});
+  const { model } = await createLoraMedNet({
+    method: "loramednet",
+    preset: o.preset,
+    weights: null,
+    loraRank: 4,
+    imageSize: o.imageSize,
+    encoderSize: o.encoderSize,
+    headTopChannel: null,
+    numClasses: 4,
+    seed: 0,
+  });
+  const opt = new Adam(model.trainable, { lr: 5e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8 });
+  const s = o.imageSize;
+  const image = tf.randomNormal([o.batchSize, s, s, 3], 0, 1, "float32", 1) as tf.Tensor4D;
+  const label = tf.randomUniformInt([o.batchSize, s, s], 0, 4, 2) as tf.Tensor3D;
+  const batch = { ids: [], items: [], image, label };
+  try {
+    await trainStep(model, opt, batch);
+    const counts: number[] = [];
+    const t0 = performance.now(), c0 = process.cpuUsage();
+    for (let i = 0; i < o.steps; i++) {
+      await trainStep(model, opt, batch);
+      counts.push(tf.memory().numTensors);
+    }
+    const cpu = process.cpuUsage(c0);
+    const wallMs = (performance.now() - t0) / o.steps;
+    const f0 = performance.now();
+    const y = model.forward(image);
+    await y.data();
+    y.dispose();
+    return {
+      backend: o.backend,
+      preset: o.preset,
+      imageSize: s,
+      encoderSize: model.spec.sam.image_size,
+      batchSize: o.batchSize,
+      steps: o.steps,
+      wallMs,
+      cpuMs: (cpu.user + cpu.system) / 1000 / o.steps,
+      forwardMs: performance.now() - f0,
+      numTensorsFlat: counts.every((c) => c === counts[0]),
+    };
+  } finally {
+    tf.dispose([image, label]);
+    opt.dispose();
+    model.dispose();
+  }
+}
+
+async function main(args: string[]) {
+  const { values } = parseFlags(args, {
+    preset: { type: "string", default: "tiny" },
+    backends: { type: "string", default: "cpu,wasm,webgpu" },
+    steps: { type: "string", default: "5" },
+    "image-size": { type: "string" },
+    "encoder-size": { type: "string" },
+    "batch-size": { type: "string", default: "4" },
+    json: { type: "boolean" },
+  });
+  const preset = values.preset === "vit_b" ? "vit_b" : "tiny";
+  const hasGpu = !!(await (navigator as Navigator & { gpu?: GPU }).gpu?.requestAdapter().catch(() => null));
+  const rows: StepBench[] = [];
+  for (const b of values.backends!.split(",") as Exclude<BackendName, "auto">[]) {
+    if (b === "webgpu" && !hasGpu) {
+      console.error("webgpu: skipped (no adapter)");
+      continue;
+    }
+    rows.push(
+      await benchTrainStep({
+        backend: b,
+        preset,
+        steps: numberFlag("steps", values.steps, { integer: true, min: 1 })!,
+        imageSize: numberFlag("image-size", values["image-size"], { integer: true, min: 16 }) ??
+          (preset === "vit_b" ? 224 : 64),
+        encoderSize: numberFlag("encoder-size", values["encoder-size"], { integer: true, min: 16 }) ?? null,
+        batchSize: numberFlag("batch-size", values["batch-size"], { integer: true, min: 1 })!,
+      }),
+    );
+    const r = rows.at(-1)!;
+    if (!values.json) {
+      console.log(
+        `${r.backend.padEnd(7)} ${r.preset} ${r.imageSize}->${r.encoderSize} batch ${r.batchSize}: ` +
+          `${r.wallMs.toFixed(0)} ms/step wall, ${r.cpuMs.toFixed(0)} ms CPU, forward ${
+            r.forwardMs.toFixed(0)
+          } ms, ` +
+          `numTensors ${r.numTensorsFlat ? "flat" : "GROWING"}`,
+      );
+    }
+  }
+  if (values.json) console.log(JSON.stringify(rows));
+}
+
+if (import.meta.main) {
+  // Mesa's WebGPU adapter probe prints "XDG_RUNTIME_DIR is invalid" to stderr when the variable is unset.
+  if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
+  await main(Deno.args);
+}

@@ -1,0 +1,227 @@
+/**
+ * LoRaMedNet (Li & Rajpurkar): SAM or MedSAM's image encoder with LoRA on q and v of every block, frozen base
+ * weights, and the Hu CNN head; the 224 input is resized to the encoder's size and the logits back to 224.
+ * With rank 0 it is the plain "cnn-head" method (frozen encoder, head only).
+ */
+import { tf } from "./autodiff.ts";
+import type { HostTensor } from "../io/host_tensor.ts";
+import { toFloat32 } from "../io/host_tensor.ts";
+import { CheckpointError, checkStrict, readStateDict, sha256File } from "./checkpoint.ts";
+import { ConfigError } from "../pipeline/config.ts";
+import {
+  cnnHead,
+  type CnnHeadConfig,
+  fromTorchLayout,
+  type HeadInit,
+  initCnnHead,
+  torchShape,
+  toTorchLayout,
+} from "./heads/cnn_head.ts";
+import { initLora, mergeLora, withLora } from "./lora.ts";
+import { Rng } from "../pipeline/rng.ts";
+import { imageEncoder } from "./sam/image_encoder.ts";
+import { PRESETS, type SamConfig } from "./sam/config.ts";
+import { initSamParams, samParamShapes } from "./sam/params.ts";
+import type { Params } from "./sam/layers.ts";
+import { resizeBilinear } from "./sam/resize.ts";
+import type { Segmenter } from "./segmenter.ts";
+
+export interface LoraMedNetSpec {
+  method: "loramednet" | "cnn-head";
+  /** The encoder's architecture; image_size is the side the encoder runs at (1024 for the paper). */
+  sam: SamConfig;
+  head: CnnHeadConfig;
+  /** LoRA rank; 0 = no adapters (the cnn-head method). */
+  rank: number;
+  /** Side of the model's input and output grid (224 in the paper). */
+  imageSize: number;
+  /** Head initialisation ("torch" as the Hu code). */
+  headInit: HeadInit;
+}
+
+/** Sum of element counts. */
+const sizeOf = (ts: Iterable<tf.Tensor>) => [...ts].reduce((n, t) => n + t.size, 0);
+
+export class LoraMedNet implements Segmenter {
+  readonly method: string;
+  readonly numClasses: number;
+  readonly imageSize: number;
+  readonly trainable: Map<string, tf.Variable>;
+  private readonly lora: Map<string, tf.Variable>;
+  private readonly head: Map<string, tf.Variable>;
+  private encoderParams: Params;
+  private merged: tf.Tensor[] | null = null;
+
+  /** Takes ownership of base (the encoder's frozen weights, image_encoder.* keys). */
+  constructor(readonly spec: LoraMedNetSpec, private readonly base: Params, seed: number) {
+    this.method = spec.method;
+    this.numClasses = spec.head.numClasses;
+    this.imageSize = spec.imageSize;
+    const rng = new Rng(seed).fork("model");
+    this.lora = spec.rank > 0 ? initLora(spec.sam, spec.rank, rng.fork("lora")) : new Map();
+    this.head = initCnnHead(spec.head, rng.fork("head"), spec.headInit);
+    this.trainable = new Map([...this.lora, ...this.head]);
+    this.encoderParams = withLora(base, this.lora);
+  }
+
+  counts(): { trainable: number; frozen: number } {
+    return { trainable: sizeOf(this.trainable.values()), frozen: sizeOf(this.base.values()) };
+  }
+
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    const s = this.imageSize, e = this.spec.sam.image_size;
+    if (x.shape[1] !== s || x.shape[2] !== s || x.shape[3] !== 3) {
+      throw new Error(`LoraMedNet.forward: input [${x.shape}] is not [B, ${s}, ${s}, 3]`);
+    }
+    return tf.tidy(() => {
+      const xe = s === e ? x : resizeBilinear(x, e, e); // [B, E, E, 3]
+      const emb = imageEncoder(this.encoderParams, this.spec.sam, xe); // [B, E/p, E/p, out_chans]
+      const logits = cnnHead(this.head, this.spec.head, emb); // [B, 4E/p, 4E/p, C]
+      return logits.shape[1] === s ? logits : resizeBilinear(logits, s, s); // [B, S, S, C]
+    });
+  }
+
+  merge(): void {
+    if (this.merged || this.lora.size === 0) return;
+    const { params, created } = mergeLora(this.base, this.lora, this.spec.sam.depth);
+    this.encoderParams = params;
+    this.merged = created;
+  }
+
+  async exportTrainable(): Promise<Map<string, HostTensor>> {
+    const out = new Map<string, HostTensor>();
+    for (const [name, v] of this.trainable) {
+      const host: HostTensor = { dtype: "float32", shape: v.shape, data: (await v.data()) as Float32Array };
+      out.set(name, this.head.has(name) ? toTorchLayout(name, host, this.spec.head) : host);
+    }
+    return out;
+  }
+
+  importTrainable(tensors: ReadonlyMap<string, HostTensor>, file: string): void {
+    const missing = [...this.trainable.keys()].filter((k) => !tensors.has(k));
+    const extra = [...tensors.keys()].filter((k) => !this.trainable.has(k));
+    if (missing.length || extra.length) {
+      const list = (xs: string[]) =>
+        xs.slice(0, 3).join(", ") + (xs.length > 3 ? ` (+${xs.length - 3} more)` : "");
+      throw new CheckpointError(
+        `${file}: does not fit this ${this.method} model` +
+          (missing.length ? `; missing ${list(missing)}` : "") +
+          (extra.length ? `; unexpected ${list(extra)}` : ""),
+      );
+    }
+    for (const [name, v] of this.trainable) {
+      let h = tensors.get(name)!;
+      if (h.dtype !== "float32") {
+        throw new CheckpointError(`${file}: ${name} is ${h.dtype}, expected float32`);
+      }
+      if (this.head.has(name)) {
+        const expected = torchShape(name, this.spec.head) ?? v.shape;
+        if (h.shape.join() !== expected.join()) {
+          throw new CheckpointError(`${file}: ${name} has shape [${h.shape}], expected [${expected}]`);
+        }
+        h = fromTorchLayout(name, h, this.spec.head);
+      }
+      if (h.shape.join() !== v.shape.join()) {
+        throw new CheckpointError(`${file}: ${name} has shape [${h.shape}], expected [${v.shape}]`);
+      }
+      const data = h.data as Float32Array;
+      tf.tidy(() => v.assign(tf.tensor(data, v.shape, "float32")));
+    }
+  }
+
+  dispose(): void {
+    tf.dispose([...this.trainable.values(), ...this.base.values(), ...(this.merged ?? [])]);
+    this.merged = null;
+  }
+}
+
+/**
+ * Per-preset model sizes: the paper's (vit_b), and a small one that trains on a CPU in minutes (tiny: the tiny
+ * SAM run at 128 px, 16x16 tokens, so its 64x64 logits resolve a heart on a 128 px grid, which a 64 px
+ * encoder's 32x32 logits cannot; and a He-initialised head, since its narrow layers, from scratch on random base
+ * features, barely learn in a short run under PyTorch's default init).
+ */
+export const LORAMEDNET_PRESETS: Record<
+  "vit_b" | "tiny",
+  { encoderSize: number; headTopChannel: number; headInit: HeadInit }
+> = {
+  vit_b: { encoderSize: 1024, headTopChannel: 64, headInit: "torch" },
+  tiny: { encoderSize: 128, headTopChannel: 8, headInit: "he" },
+};
+
+export interface BuildOptions {
+  method: "loramednet" | "cnn-head";
+  preset: "vit_b" | "tiny";
+  /** SAM/MedSAM checkpoint (.pth or .safetensors); null = seeded random base weights. */
+  weights: string | null;
+  loraRank: number;
+  imageSize: number;
+  encoderSize: number | null;
+  headTopChannel: number | null;
+  /** null or absent: the preset's (vit_b: "torch", the Hu code's; tiny: "he", see initCnnHead). */
+  headInit?: HeadInit | null;
+  numClasses: number;
+  seed: number;
+}
+
+/** What a run records about its frozen base weights (referenced, never copied). */
+export interface BaseWeights {
+  path: string | null;
+  sha256: string | null;
+  source: "checkpoint" | "random";
+}
+
+/** The model spec a config implies (no weights touched). */
+export function loraMedNetSpec(o: BuildOptions): LoraMedNetSpec {
+  const p = LORAMEDNET_PRESETS[o.preset];
+  const encoderSize = o.encoderSize ?? p.encoderSize;
+  const sam = { ...structuredClone(PRESETS[o.preset]), image_size: encoderSize };
+  if (encoderSize % sam.patch_size) {
+    throw new ConfigError(
+      `--encoder-size ${encoderSize} is not a multiple of the patch size ${sam.patch_size}`,
+    );
+  }
+  return {
+    method: o.method,
+    sam,
+    head: {
+      inChans: sam.out_chans,
+      topChannel: o.headTopChannel ?? p.headTopChannel,
+      depth: 4,
+      numClasses: o.numClasses,
+    },
+    rank: o.method === "loramednet" ? o.loraRank : 0,
+    imageSize: o.imageSize,
+    headInit: o.headInit ?? p.headInit,
+  };
+}
+
+/**
+ * The frozen encoder weights: image_encoder.* of a SAM/MedSAM checkpoint (checked strictly against the
+ * preset; prompt encoder and mask decoder may be present or not), or seeded random ones at the encoder size.
+ */
+export async function loadEncoderParams(
+  o: BuildOptions,
+  spec: LoraMedNetSpec,
+): Promise<{ params: Params; base: BaseWeights }> {
+  const isEncoder = (k: string) => k.startsWith("image_encoder.");
+  if (!o.weights) {
+    const all = initSamParams(spec.sam, o.seed);
+    const params: Params = new Map([...all].filter(([k]) => isEncoder(k)));
+    for (const [k, t] of all) if (!isEncoder(k)) t.dispose();
+    return { params, base: { path: null, sha256: null, source: "random" } };
+  }
+  const sd = await readStateDict(o.weights);
+  const shapes = new Map([...samParamShapes(PRESETS[o.preset])].filter(([k]) => isEncoder(k)));
+  checkStrict(shapes, sd, o.weights, { ignore: (k) => !isEncoder(k) });
+  const params: Params = new Map();
+  for (const [k, shape] of shapes) params.set(k, tf.tensor(toFloat32(sd.get(k)!), shape, "float32"));
+  return { params, base: { path: o.weights, sha256: await sha256File(o.weights), source: "checkpoint" } };
+}
+
+/** Builds the model of a config: spec, frozen base weights, fresh adapters and head (seeded). */
+export async function createLoraMedNet(o: BuildOptions): Promise<{ model: LoraMedNet; base: BaseWeights }> {
+  const spec = loraMedNetSpec(o);
+  const { params, base } = await loadEncoderParams(o, spec);
+  return { model: new LoraMedNet(spec, params, o.seed), base };
+}

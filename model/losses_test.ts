@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { tf } from "./autodiff.ts";
+import { selectBackend } from "../pipeline/backend.ts";
+import { ceDiceLoss, crossEntropy, softDiceLoss } from "./losses.ts";
+
+const quiet = () => {};
+await selectBackend("cpu", {}, quiet);
+
+const close = (a: number, b: number, tol = 1e-5) =>
+  assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
+
+Deno.test("cross-entropy equals -mean log softmax at the label", async () => {
+  const logits = tf.tensor2d([[2, 0, 0, 0], [0, 1, 3, 0]]);
+  const labels = tf.tensor1d([0, 2], "int32");
+  const l = (i: number[], k: number) => Math.log(i.reduce((s, v) => s + Math.exp(v), 0)) - i[k];
+  close((await crossEntropy(logits, labels).data())[0], (l([2, 0, 0, 0], 0) + l([0, 1, 3, 0], 2)) / 2);
+});
+
+Deno.test("soft Dice: hand value, background ignored, an absent well-predicted class is dropped", async () => {
+  // Two pixels, classes 0..2; class 1 present once, class 2 absent with zero probability.
+  const probs = tf.tensor2d([[0.5, 0.5, 0], [1, 0, 0]]);
+  const labels = tf.tensor1d([1, 0], "int32");
+  // class 1: inter 0.5, sum p^2 0.25, sum y^2 1 -> 1 - 2/2.25; class 2: 1 - 1/1 = 0 -> dropped.
+  close((await softDiceLoss(probs, labels).data())[0], 1 - 2 / 2.25);
+  const perfect = tf.tensor2d([[0, 1, 0], [1, 0, 0]]);
+  close((await softDiceLoss(perfect, labels).data())[0], 0);
+});
+
+Deno.test("CE + Dice gradients agree with central finite differences", async () => {
+  const logits = tf.randomNormal([2, 3, 3, 4], 0, 1, "float32", 7);
+  const labels = tf.tensor(Int32Array.from({ length: 18 }, (_, i) => (i * 7) % 4), [2, 3, 3], "int32");
+  const g = await tf.grad((x: tf.Tensor) => ceDiceLoss(x, labels))(logits).data();
+  const base = await logits.data();
+  const h = 1e-2;
+  for (const i of [0, 5, 17, 40, 71]) {
+    const at = (d: number) => {
+      const v = Float32Array.from(base);
+      v[i] += d;
+      return tf.tidy(() => ceDiceLoss(tf.tensor(v, logits.shape), labels).dataSync()[0]);
+    };
+    const fd = (at(h) - at(-h)) / (2 * h);
+    assert.ok(Math.abs(fd - g[i]) < 2e-3, `logit ${i}: analytic ${g[i]} vs numeric ${fd}`);
+  }
+});
+
+const py = (() => {
+  try {
+    return new Deno.Command("/usr/bin/python3", { args: ["-c", "import torch"], stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+})();
+if (!py) console.error("losses_test: PyTorch cross-check skipped: /usr/bin/python3 with torch not found");
+
+Deno.test({
+  name: "CE + Dice matches the same formula evaluated by PyTorch (NCHW, as the Hu code)",
+  ignore: !py,
+  async fn() {
+    const logits = tf.randomNormal([2, 5, 4, 4], 0, 2, "float32", 11);
+    const labels = tf.tensor(
+      Int32Array.from({ length: 40 }, (_, i) => (i * 5 + (i >> 3)) % 3),
+      [2, 5, 4],
+      "int32",
+    );
+    const ours = (await ceDiceLoss(logits, labels).data())[0];
+    const script = `
+import json, sys, torch
+d = json.loads(sys.stdin.read())
+x = torch.tensor(d['x']).reshape(2, 5, 4, 4).permute(0, 3, 1, 2); y = torch.tensor(d['y']).reshape(2, 5, 4)
+p = torch.softmax(x, 1); oh = torch.zeros_like(p).scatter_(1, y[:, None], 1)
+p, oh = p[:, 1:], oh[:, 1:]
+ax = (0, 2, 3)
+r = 1 - (2 * (p * oh).sum(ax) + 1) / ((p * p).sum(ax) + (oh * oh).sum(ax) + 1)
+r = r[r > 0].mean()
+print(float(torch.nn.functional.cross_entropy(x, y) + r))
+`;
+    const cmd = new Deno.Command("/usr/bin/python3", {
+      args: ["-c", script],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const w = cmd.stdin.getWriter();
+    await w.write(
+      new TextEncoder().encode(
+        JSON.stringify({ x: Array.from(await logits.data()), y: Array.from(await labels.data()) }),
+      ),
+    );
+    await w.close();
+    const out = await cmd.output();
+    close(ours, Number(new TextDecoder().decode(out.stdout)), 1e-5);
+  },
+});

@@ -1,0 +1,30 @@
+/**
+ * The contract between a segmentation method and the train / evaluate / predict stages, so other methods
+ * (ViT head, g-network, SAMed) plug in beside LoRaMedNet without touching the stages.
+ */
+import type { tf } from "./autodiff.ts";
+import type { HostTensor } from "../io/host_tensor.ts";
+
+export interface Segmenter {
+  /** "loramednet", "cnn-head", ... */
+  readonly method: string;
+  readonly numClasses: number;
+  /** Side of the square input and output grid (224 in the paper). */
+  readonly imageSize: number;
+  /** The trainable variables, keyed by their checkpoint names. */
+  readonly trainable: ReadonlyMap<string, tf.Variable>;
+  /** Trainable and frozen parameter counts (what --dry-run prints). */
+  counts(): { trainable: number; frozen: number };
+  /** x [B, S, S, 3] -> logits [B, S, S, numClasses]; differentiable with respect to `trainable`. */
+  forward(x: tf.Tensor4D): tf.Tensor4D;
+  /**
+   * Switches forward to inference weights (e.g. LoRA merged into plain qkv weights); training afterwards is
+   * an error. Idempotent.
+   */
+  merge(): void;
+  /** Trainable weights in their portable layouts (PyTorch's), for trainable.safetensors. */
+  exportTrainable(): Promise<Map<string, HostTensor>>;
+  /** Loads weights written by exportTrainable; file names the source in errors (CheckpointError). */
+  importTrainable(tensors: ReadonlyMap<string, HostTensor>, file: string): void;
+  dispose(): void;
+}

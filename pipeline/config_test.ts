@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import {
+  applyOptions,
+  ConfigError,
+  DEMO_DEFAULTS,
+  OPTIONS,
+  PAPER_DEFAULTS,
+  resolveConfig,
+  toOptionValues,
+} from "./config.ts";
+
+Deno.test("config: no data -> the demo; with data -> the paper's recipe", async () => {
+  const demo = await resolveConfig({});
+  assert.equal(demo.data, null);
+  assert.equal(demo.preset, DEMO_DEFAULTS.preset);
+  const paper = await resolveConfig({ data: "/d" });
+  assert.deepEqual({ ...paper, data: null }, PAPER_DEFAULTS);
+  assert.equal(paper.lr, 5e-4);
+  assert.deepEqual([paper.beta1, paper.beta2, paper.batchSize, paper.epochs], [0.5, 0.999, 4, 120]);
+});
+
+Deno.test("config: file then flags; the resolved config round-trips as a config file", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(
+    `${dir}/c.json`,
+    JSON.stringify({ data: "/d", epochs: 7, "batch-size": 2, augment: "none" }),
+  );
+  const cfg = await resolveConfig({ epochs: "9", "train-patients": "all" }, `${dir}/c.json`);
+  assert.deepEqual([cfg.epochs, cfg.batchSize, cfg.trainPatients, cfg.augment], [9, 2, "all", false]);
+  await Deno.writeTextFile(`${dir}/back.json`, JSON.stringify(toOptionValues(cfg)));
+  assert.deepEqual(await resolveConfig({}, `${dir}/back.json`), cfg);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("config: bad values and unknown keys are ConfigErrors naming the option", async () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ epochs: "0" }, /--epochs: "0" is not an integer >= 1/],
+    [{ lr: "-1" }, /--lr: "-1" is not a number > 0/],
+    [{ backend: "tpu" }, /--backend: "tpu" is not one of auto, webgpu, wasm, cpu/],
+    [{ method: "gnet" }, /--method gnet: not available/],
+    [{ "train-patients": "x" }, /"all"/],
+  ];
+  for (const [flags, re] of cases) {
+    await assert.rejects(
+      () => resolveConfig(flags),
+      (e: Error) => e instanceof ConfigError && re.test(e.message),
+    );
+  }
+  assert.throws(
+    () => applyOptions(PAPER_DEFAULTS, { batch_size: 3 }, "c.json"),
+    /unknown option "batch_size" \(did you mean "batch-size"\?\)/,
+  );
+  assert.ok(Object.keys(OPTIONS).every((k) => k === k.toLowerCase()));
+});

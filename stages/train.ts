@@ -1,0 +1,151 @@
+/**
+ * The training stage: consumes each epoch's batches, steps the optimizer, and yields progress events; at each
+ * epoch's end it applies the learning-rate rule, validates, keeps best/, and checkpoints the run directory so
+ * --resume continues exactly where the last complete epoch ended.
+ */
+import { tf } from "../model/autodiff.ts";
+import { ceDiceLoss } from "../model/losses.ts";
+import type { Segmenter } from "../model/segmenter.ts";
+import type { Adam, LrSchedule } from "../pipeline/optimizer.ts";
+import type { DiceScores, TrainEvent } from "../pipeline/progress.ts";
+import type { Rng } from "../pipeline/rng.ts";
+import { appendLog, saveBest, saveCheckpoint, type TrainState } from "../pipeline/run_dir.ts";
+import { type Batch, disposeBatch } from "./batch.ts";
+
+/** What training needs from the data path (pipeline/dataset.ts's Dataset satisfies it). */
+export interface TrainData {
+  /** Slices per epoch (labelled training slices). */
+  sliceCounts: { train: number };
+  /** The epoch's generator: seed-derived, so a resumed run replays the same order and augmentation. */
+  epochRng(epoch: number): Rng;
+  trainBatches(rng: Rng, opts: { batchSize: number }): AsyncIterable<Batch>;
+}
+
+export interface TrainOptions {
+  model: Segmenter;
+  data: TrainData;
+  optimizer: Adam;
+  schedule: LrSchedule;
+  epochs: number;
+  batchSize: number;
+  /** Run directory (checkpoints, log.jsonl, best/). */
+  dir: string;
+  /** Where to start: a fresh state, or the one loaded for --resume. */
+  state: TrainState;
+  logEvery: number;
+  /** Validation Dice of the current weights (mean over val patients, paper protocol). */
+  validate: () => Promise<DiceScores>;
+  /** Metadata stamped into trainable.safetensors (method, preset, base weights...). */
+  meta?: Record<string, string>;
+  loss?: (logits: tf.Tensor, labels: tf.Tensor) => tf.Scalar;
+  /** Stop after the current step; the last complete epoch's checkpoint is kept. */
+  signal?: AbortSignal;
+}
+
+/** One optimizer step; returns the loss. Every tensor it makes is freed before it returns. */
+export async function trainStep(
+  model: Segmenter,
+  optimizer: Adam,
+  batch: Batch,
+  loss: (logits: tf.Tensor, labels: tf.Tensor) => tf.Scalar = ceDiceLoss,
+): Promise<number> {
+  const vars = [...model.trainable.values()];
+  const names = new Map([...model.trainable].map(([k, v]) => [v.name, k]));
+  const { value, grads } = tf.variableGrads(() => loss(model.forward(batch.image), batch.label), vars);
+  try {
+    optimizer.step(new Map(Object.entries(grads).map(([vn, g]) => [names.get(vn)!, g])));
+    return (await value.data())[0];
+  } finally {
+    tf.dispose([value, ...Object.values(grads)]);
+  }
+}
+
+/** Trains from opts.state.epoch to opts.epochs, yielding events; checkpoints after every epoch. */
+export async function* train(opts: TrainOptions): AsyncGenerator<TrainEvent> {
+  const { model, data, optimizer, schedule, epochs, batchSize, dir } = opts;
+  const loss = opts.loss ?? ceDiceLoss;
+  const state: TrainState = structuredClone(opts.state);
+  const steps = Math.ceil(data.sliceCounts.train / batchSize);
+  const t0 = performance.now(), before = state.elapsedS;
+  const elapsed = () => before + (performance.now() - t0) / 1000;
+  let sessionSteps = 0;
+  optimizer.lr = state.lr;
+  for (let epoch = state.epoch; epoch < epochs; epoch++) {
+    const rng = data.epochRng(epoch);
+    let step = 0, last = NaN;
+    for await (const batch of data.trainBatches(rng, { batchSize })) {
+      try {
+        last = await trainStep(model, optimizer, batch, loss);
+      } finally {
+        disposeBatch(batch);
+      }
+      step++;
+      sessionSteps++;
+      state.step++;
+      if (!Number.isFinite(last)) {
+        throw new Error(`training diverged: loss ${last} at epoch ${epoch + 1} step ${step}`);
+      }
+      const perStep = (performance.now() - t0) / 1000 / sessionSteps;
+      const ev: TrainEvent = {
+        type: "progress",
+        epoch: epoch + 1,
+        epochs,
+        step,
+        steps,
+        global_step: state.step,
+        loss: last,
+        lr: optimizer.lr,
+        elapsed_s: elapsed(),
+        eta_s: perStep * ((epochs - epoch - 1) * steps + Math.max(0, steps - step)),
+      };
+      if (step % opts.logEvery === 0 || step === steps) {
+        await appendLog(dir, {
+          type: "step",
+          epoch: epoch + 1,
+          step,
+          global_step: state.step,
+          loss: last,
+          lr: optimizer.lr,
+          elapsed_s: ev.elapsed_s,
+        });
+      }
+      yield ev;
+      if (opts.signal?.aborted) {
+        yield { type: "done", epoch: state.epoch, elapsed_s: elapsed(), cancelled: true };
+        return;
+      }
+    }
+    // Hu code: ReduceLROnPlateau fed the epoch's last training-batch loss, from epoch 10 on.
+    const lr = schedule.step(epoch, last, optimizer.lr);
+    optimizer.lr = lr;
+    const dice = await opts.validate();
+    const isBest = !state.best || dice.avg > state.best.dice;
+    state.epoch = epoch + 1;
+    state.lr = lr;
+    state.schedule = schedule.state();
+    state.rng = data.epochRng(state.epoch).state();
+    state.elapsedS = elapsed();
+    const trainable = await model.exportTrainable();
+    if (isBest) {
+      state.best = { epoch: epoch + 1, dice: dice.avg };
+      await saveBest(dir, trainable, state.best, opts.meta);
+    }
+    await appendLog(dir, {
+      type: "epoch",
+      epoch: epoch + 1,
+      loss: last,
+      lr,
+      val_dice: dice,
+      best: isBest,
+      elapsed_s: state.elapsedS,
+    });
+    yield { type: "validation", epoch: epoch + 1, dice, best: isBest };
+    await saveCheckpoint(dir, {
+      trainable,
+      optimizer: await optimizer.exportState(),
+      state: { ...state, step: state.step },
+    }, opts.meta);
+    yield { type: "checkpoint", epoch: epoch + 1 };
+  }
+  yield { type: "done", epoch: state.epoch, elapsed_s: elapsed(), cancelled: false };
+}

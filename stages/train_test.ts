@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import { tf } from "../model/autodiff.ts";
+import { selectBackend } from "../pipeline/backend.ts";
+import { createLoraMedNet } from "../model/loramednet.ts";
+import { generateAcdcPhantoms } from "../fixtures/phantom.ts";
+import { buildDataset } from "../pipeline/dataset.ts";
+import { Adam, LrSchedule, PLATEAU_DEFAULTS } from "../pipeline/optimizer.ts";
+import { loadCheckpoint, RUN_FILES } from "../pipeline/run_dir.ts";
+import type { TrainEvent } from "../pipeline/progress.ts";
+import { train, trainStep } from "./train.ts";
+import { batch as makeBatches } from "./batch.ts";
+import { pipe } from "../pipeline/pipe.ts";
+import { evaluate } from "./evaluate.ts";
+
+const quiet = () => {};
+const root = await Deno.makeTempDir({ prefix: "train_test_" });
+await generateAcdcPhantoms(`${root}/data`, { patients: 5, seed: 1, small: true });
+const data = await buildDataset({
+  data: `${root}/data`,
+  seed: 0,
+  trainPatients: 1,
+  imageSize: 32,
+  augment: false,
+}, { onSkip: quiet });
+
+async function tinyModel() {
+  return (await createLoraMedNet({
+    method: "loramednet",
+    preset: "tiny",
+    weights: null,
+    loraRank: 2,
+    imageSize: 32,
+    encoderSize: 32,
+    headTopChannel: 2,
+    numClasses: 4,
+    seed: 0,
+  })).model;
+}
+
+const hasGpu = !!(await (navigator as Navigator & { gpu?: GPU }).gpu?.requestAdapter().catch(() => null));
+if (!hasGpu) console.error("train_test: webgpu training test skipped: no WebGPU adapter on this machine");
+
+for (const backend of ["wasm", "webgpu"] as const) {
+  Deno.test({
+    name: `train step (${backend}): the loss falls and tf.memory().numTensors stays flat across steps`,
+    ignore: backend === "webgpu" && !hasGpu,
+    fn: async () => {
+      await selectBackend(backend, {}, quiet);
+      const model = await tinyModel();
+      const opt = new Adam(model.trainable, { lr: 1e-3, beta1: 0.5, beta2: 0.999, eps: 1e-8 });
+      const counts: number[] = [];
+      const losses: number[] = [];
+      for (let epoch = 0; epoch < (backend === "wasm" ? 2 : 1); epoch++) {
+        // No prefetch here: read-ahead batches would count as live tensors.
+        for await (const batch of pipe(data.trainSlices(data.epochRng(epoch)), makeBatches(2))) {
+          try {
+            losses.push(await trainStep(model, opt, batch));
+          } finally {
+            batch.image.dispose();
+            batch.label.dispose();
+          }
+          counts.push(tf.memory().numTensors);
+        }
+      }
+      assert.ok(counts.length >= 3, `only ${counts.length} steps`);
+      assert.deepEqual(counts, counts.map(() => counts[0]), `numTensors per step: ${counts.join(" ")}`);
+      assert.ok(losses.every(Number.isFinite));
+      assert.ok(losses.at(-1)! < losses[0], `loss did not fall: ${losses.join(" ")}`);
+      opt.dispose();
+      model.dispose();
+    },
+  });
+}
+
+Deno.test("train stage: events, log.jsonl, checkpoint and best/ per epoch; evaluation scores every test patient", async () => {
+  await selectBackend("wasm", {}, quiet);
+  const dir = `${root}/run`;
+  await Deno.mkdir(dir);
+  const model = await tinyModel();
+  const optimizer = new Adam(model.trainable, { lr: 1e-3, beta1: 0.5, beta2: 0.999, eps: 1e-8 });
+  const schedule = new LrSchedule(PLATEAU_DEFAULTS);
+  const events: TrainEvent[] = [];
+  const before = tf.memory().numTensors;
+  for await (
+    const ev of train({
+      model,
+      data,
+      optimizer,
+      schedule,
+      epochs: 2,
+      batchSize: 4,
+      dir,
+      logEvery: 1,
+      state: {
+        epoch: 0,
+        step: 0,
+        lr: 1e-3,
+        schedule: schedule.state(),
+        rng: data.epochRng(0).state(),
+        best: null,
+        elapsedS: 0,
+      },
+      validate: async () =>
+        (await evaluate(model, data.evalPatients("val"), { batchSize: 4, perFrame: false })).dice,
+    })
+  ) events.push(ev);
+  assert.equal(tf.memory().numTensors, before);
+  const steps = Math.ceil(data.sliceCounts.train / 4);
+  assert.equal(events.filter((e) => e.type === "progress").length, 2 * steps);
+  assert.deepEqual(events.filter((e) => e.type !== "progress").map((e) => e.type), [
+    "validation",
+    "checkpoint",
+    "validation",
+    "checkpoint",
+    "done",
+  ]);
+  const p = events.find((e) => e.type === "progress")!;
+  for (const k of ["epoch", "step", "loss", "lr", "elapsed_s", "eta_s"]) assert.ok(k in p, k);
+  const ck = await loadCheckpoint(dir);
+  assert.equal(ck.state.epoch, 2);
+  assert.equal(ck.state.step, 2 * steps);
+  assert.deepEqual([...ck.trainable.keys()].sort(), [...model.trainable.keys()].sort());
+  const log = (await Deno.readTextFile(`${dir}/${RUN_FILES.log}`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  assert.equal(log.filter((r) => r.type === "epoch").length, 2);
+  assert.ok(await Deno.stat(`${dir}/best/trainable.safetensors`));
+  const result = await evaluate(model, data.evalPatients("test"), { batchSize: 4, perFrame: true });
+  assert.equal(result.patients.length, data.split.test.length);
+  assert.equal(result.frames!.length, data.volumes.filter((v) => data.split.test.includes(v.patient)).length);
+  for (const v of Object.values(result.dice)) assert.ok(v >= 0 && v <= 1);
+  optimizer.dispose();
+  model.dispose();
+});
+
+Deno.test({
+  name: "cleanup",
+  fn: async () => await Deno.remove(root, { recursive: true }),
+});
