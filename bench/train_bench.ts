@@ -4,7 +4,7 @@
  * `deno run -A bench/train_bench.ts [--preset tiny|vit_b] [--backends cpu,wasm,webgpu] [--steps 5] [--json]`.
  */
 import process from "node:process";
-import { tf } from "../model/autodiff.ts";
+import { tf } from "../pipeline/tf.ts";
 import { numberFlag, parseFlags } from "../cli/flags.ts";
 import { type BackendName, selectBackend } from "../pipeline/backend.ts";
 import { createLoraMedNet } from "../model/loramednet.ts";
@@ -128,7 +128,5 @@ async function main(args: string[]) {
 }
 
 if (import.meta.main) {
-  // Mesa's WebGPU adapter probe prints "XDG_RUNTIME_DIR is invalid" to stderr when the variable is unset.
-  if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
   await main(Deno.args);
 }

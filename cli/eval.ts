@@ -54,7 +54,5 @@ async function main(args: string[]) {
 }
 
 if (import.meta.main) {
-  // Mesa's WebGPU adapter probe prints "XDG_RUNTIME_DIR is invalid" to stderr when the variable is unset.
-  if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
   runCli(main);
 }

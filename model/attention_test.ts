@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tf } from "./autodiff.ts";
+import { tf } from "../pipeline/tf.ts";
 import { attention, getRelPos, planChunks } from "./attention.ts";
 
 await tf.setBackend("cpu");

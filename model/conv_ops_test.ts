@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tf } from "./autodiff.ts";
+import { tf } from "../pipeline/tf.ts";
 import { selectBackend } from "../pipeline/backend.ts";
 import { conv1x1, conv3x3, convTranspose2x2 } from "./conv_ops.ts";
 

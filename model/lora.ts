@@ -3,7 +3,7 @@
  * projection (A Kaiming-uniform, B zero, no alpha/r scaling), trained while the base weights stay frozen,
  * and merged into plain qkv weights for inference.
  */
-import { tf } from "./autodiff.ts";
+import { tf } from "../pipeline/tf.ts";
 import type { Rng } from "../pipeline/rng.ts";
 import type { SamConfig } from "./sam/config.ts";
 import type { Params } from "./sam/layers.ts";

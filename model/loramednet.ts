@@ -3,7 +3,7 @@
  * weights, and the Hu CNN head; the 224 input is resized to the encoder's size and the logits back to 224.
  * With rank 0 it is the plain "cnn-head" method (frozen encoder, head only).
  */
-import { tf } from "./autodiff.ts";
+import { tf } from "../pipeline/tf.ts";
 import type { HostTensor } from "../io/host_tensor.ts";
 import { toFloat32 } from "../io/host_tensor.ts";
 import { CheckpointError, checkStrict, readStateDict, sha256File } from "./checkpoint.ts";

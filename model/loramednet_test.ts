@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tf } from "./autodiff.ts";
+import { tf } from "../pipeline/tf.ts";
 import { selectBackend } from "../pipeline/backend.ts";
 import { createLoraMedNet, LoraMedNet, loraMedNetSpec } from "./loramednet.ts";
 import { cnnHeadParamCount } from "./heads/cnn_head.ts";

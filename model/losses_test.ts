@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tf } from "./autodiff.ts";
+import { tf } from "../pipeline/tf.ts";
 import { selectBackend } from "../pipeline/backend.ts";
 import { ceDiceLoss, crossEntropy, softDiceLoss } from "./losses.ts";
 

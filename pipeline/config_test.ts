@@ -6,6 +6,7 @@ import {
   OPTIONS,
   PAPER_DEFAULTS,
   resolveConfig,
+  TINY_RECIPE,
   toOptionValues,
 } from "./config.ts";
 
@@ -17,6 +18,20 @@ Deno.test("config: no data -> the demo; with data -> the paper's recipe", async 
   assert.deepEqual({ ...paper, data: null }, PAPER_DEFAULTS);
   assert.equal(paper.lr, 5e-4);
   assert.deepEqual([paper.beta1, paper.beta2, paper.batchSize, paper.epochs], [0.5, 0.999, 4, 120]);
+});
+
+Deno.test("config: --preset tiny with data takes the tiny recipe, which flags still override", async () => {
+  const tiny = await resolveConfig({ data: "/d", preset: "tiny" });
+  assert.deepEqual([tiny.epochs, tiny.lr, tiny.augment], [
+    TINY_RECIPE.epochs,
+    TINY_RECIPE.lr,
+    TINY_RECIPE.augment,
+  ]);
+  assert.deepEqual([tiny.trainPatients, tiny.imageSize, tiny.beta1], [5, 224, 0.5]);
+  const flagged = await resolveConfig({ data: "/d", preset: "tiny", epochs: "3", lr: "1e-4" });
+  assert.deepEqual([flagged.epochs, flagged.lr], [3, 1e-4]);
+  const vitb = await resolveConfig({ data: "/d", preset: "vit_b" });
+  assert.deepEqual([vitb.epochs, vitb.lr], [120, 5e-4]);
 });
 
 Deno.test("config: file then flags; the resolved config round-trips as a config file", async () => {

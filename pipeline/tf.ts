@@ -5,6 +5,9 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-webgpu";
+// tfjs-core alone registers no gradient functions; the union package's bundle registers them into the
+// global gradient registry this engine reads (tf.grads / variableGrads fail with "no gradient" without it).
+import "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
 
@@ -36,5 +39,12 @@ console.log = (...args: unknown[]) => {
   }
   log(...args);
 };
+
+// Mesa's WebGPU adapter probe prints "XDG_RUNTIME_DIR is invalid" to stderr when the variable is unset.
+try {
+  if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
+} catch {
+  // no --allow-env: the probe's message is noise, not an error
+}
 
 export { tf };

@@ -3,7 +3,7 @@
  * given), the run directory, training with resume, and the final test evaluation. `deno task train` and the
  * server's POST /api/runs both call runTraining.
  */
-import { tf } from "../model/autodiff.ts";
+import { tf } from "../pipeline/tf.ts";
 import { type BuildOptions, createLoraMedNet, LoraMedNet, loraMedNetSpec } from "../model/loramednet.ts";
 import { cnnHeadParamCount } from "../model/heads/cnn_head.ts";
 import { loraParamCount } from "../model/lora.ts";

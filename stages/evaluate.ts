@@ -3,7 +3,7 @@
  * grid, 3D Dice per class with empty vs empty = 1, mean over patients, then over RV/Myo/LV) and, beyond it,
  * per-frame Dice and HD95 in millimetres on each volume's original grid.
  */
-import { tf } from "../model/autodiff.ts";
+import { tf } from "../pipeline/tf.ts";
 import type { Segmenter } from "../model/segmenter.ts";
 import type { EvalPatient } from "../pipeline/dataset.ts";
 import type { DiceScores } from "../pipeline/progress.ts";

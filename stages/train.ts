@@ -3,7 +3,7 @@
  * epoch's end it applies the learning-rate rule, validates, keeps best/, and checkpoints the run directory so
  * --resume continues exactly where the last complete epoch ended.
  */
-import { tf } from "../model/autodiff.ts";
+import { tf } from "../pipeline/tf.ts";
 import { ceDiceLoss } from "../model/losses.ts";
 import type { Segmenter } from "../model/segmenter.ts";
 import type { Adam, LrSchedule } from "../pipeline/optimizer.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tf } from "../model/autodiff.ts";
+import { tf } from "../pipeline/tf.ts";
 import { selectBackend } from "../pipeline/backend.ts";
 import { createLoraMedNet } from "../model/loramednet.ts";
 import { generateAcdcPhantoms } from "../fixtures/phantom.ts";
