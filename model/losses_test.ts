@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { findTorchPython } from "../io/torch_python.ts";
 import { tf } from "../pipeline/tf.ts";
 import { selectBackend } from "../pipeline/backend.ts";
 import { ceDiceLoss, crossEntropy, softDiceLoss } from "./losses.ts";
@@ -43,15 +44,9 @@ Deno.test("CE + Dice gradients agree with central finite differences", async () 
   }
 });
 
-const py = (() => {
-  try {
-    return new Deno.Command("/usr/bin/python3", { args: ["-c", "import torch"], stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    return false;
-  }
-})();
-if (!py) console.error("losses_test: PyTorch cross-check skipped: /usr/bin/python3 with torch not found");
+/** An interpreter with torch (PATH or /usr/bin), or undefined: the cross-checks then skip. */
+const py = await findTorchPython();
+if (!py) console.error("losses_test: PyTorch cross-check skipped: no python3 with torch found");
 
 Deno.test({
   name: "CE + Dice matches the same formula evaluated by PyTorch (NCHW, as the Hu code)",
@@ -75,7 +70,7 @@ r = 1 - (2 * (p * oh).sum(ax) + 1) / ((p * p).sum(ax) + (oh * oh).sum(ax) + 1)
 r = r[r > 0].mean()
 print(float(torch.nn.functional.cross_entropy(x, y) + r))
 `;
-    const cmd = new Deno.Command("/usr/bin/python3", {
+    const cmd = new Deno.Command(py!, {
       args: ["-c", script],
       stdin: "piped",
       stdout: "piped",

@@ -1,22 +1,17 @@
 import assert from "node:assert/strict";
+import { findTorchPython } from "../io/torch_python.ts";
 import { tf } from "./tf.ts";
 import { selectBackend } from "./backend.ts";
 import { Adam, LrSchedule, PLATEAU_DEFAULTS } from "./optimizer.ts";
 
 await selectBackend("cpu", {}, () => {});
 
-const py = (() => {
-  try {
-    return new Deno.Command("/usr/bin/python3", { args: ["-c", "import torch"], stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    return false;
-  }
-})();
-if (!py) console.error("optimizer_test: PyTorch cross-checks skipped: /usr/bin/python3 with torch not found");
+/** An interpreter with torch (PATH or /usr/bin), or undefined: the cross-checks then skip. */
+const py = await findTorchPython();
+if (!py) console.error("optimizer_test: PyTorch cross-checks skipped: no python3 with torch found");
 
 async function torch(script: string, input: unknown): Promise<unknown> {
-  const cmd = new Deno.Command("/usr/bin/python3", { args: ["-c", script], stdin: "piped", stdout: "piped" })
+  const cmd = new Deno.Command(py!, { args: ["-c", script], stdin: "piped", stdout: "piped" })
     .spawn();
   const w = cmd.stdin.getWriter();
   await w.write(new TextEncoder().encode(JSON.stringify(input)));

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { findTorchPython } from "../../io/torch_python.ts";
 import { tf } from "../../pipeline/tf.ts";
 import { selectBackend } from "../../pipeline/backend.ts";
 import { Rng } from "../../pipeline/rng.ts";
@@ -43,15 +44,9 @@ Deno.test("cnn head: init is seeded, shapes and counts agree, layouts round-trip
   tf.dispose([...a.values(), ...b.values()]);
 });
 
-const py = (() => {
-  try {
-    return new Deno.Command("/usr/bin/python3", { args: ["-c", "import torch"], stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    return false;
-  }
-})();
-if (!py) console.error("cnn_head_test: PyTorch cross-check skipped: /usr/bin/python3 with torch not found");
+/** An interpreter with torch (PATH or /usr/bin), or undefined: the cross-checks then skip. */
+const py = await findTorchPython();
+if (!py) console.error("cnn_head_test: PyTorch cross-check skipped: no python3 with torch found");
 
 Deno.test({
   name: "cnn head: matches the same head built from torch.nn layers (weights in torch layout)",
@@ -93,7 +88,7 @@ for l in json.loads(sys.argv[2]):
     if l['relu']: x = torch.relu(x)
 sys.stdout.write(json.dumps(x.permute(0, 2, 3, 1).detach().numpy().ravel().tolist()))
 `;
-    const out = new Deno.Command("/usr/bin/python3", {
+    const out = new Deno.Command(py!, {
       args: ["-c", script, `${dir}/in.safetensors`, layers],
     }).outputSync();
     assert.ok(out.success, new TextDecoder().decode(out.stderr));
