@@ -141,6 +141,26 @@ export function torchShape(name: string, cfg: CnnHeadConfig): number[] | undefin
     : [l.cin, l.cout, 2, 2];
 }
 
+/** Visits every element of a head weight as (in-memory index, PyTorch index). */
+function forEachWeightIndex(l: LayerSpec, visit: (ours: number, torch: number) => void): void {
+  const { cin, cout } = l;
+  if (l.kind === "conv1") {
+    for (let i = 0; i < cin; i++) for (let o = 0; o < cout; o++) visit(i * cout + o, o * cin + i);
+  } else if (l.kind === "conv3") {
+    for (let k = 0; k < 9; k++) {
+      for (let i = 0; i < cin; i++) {
+        for (let o = 0; o < cout; o++) visit((k * cin + i) * cout + o, (o * cin + i) * 9 + k);
+      }
+    }
+  } else {
+    for (let i = 0; i < cin; i++) {
+      for (let k = 0; k < 4; k++) {
+        for (let o = 0; o < cout; o++) visit((i * 4 + k) * cout + o, (i * cout + o) * 4 + k);
+      }
+    }
+  }
+}
+
 /**
  * A head weight in PyTorch's layout, so trainable.safetensors loads into the original module: Conv2d
  * [Co, Ci, kh, kw] from [3,3,Ci,Co] or [Ci,Co]; ConvTranspose2d [Ci, Co, 2, 2] from [Ci,2,2,Co].
@@ -150,25 +170,8 @@ export function toTorchLayout(name: string, t: HostTensor, cfg: CnnHeadConfig): 
   if (!l) return t;
   const src = t.data as Float32Array;
   const out = new Float32Array(src.length);
-  const { cin, cout } = l;
-  if (l.kind === "conv1") {
-    for (let i = 0; i < cin; i++) for (let o = 0; o < cout; o++) out[o * cin + i] = src[i * cout + o];
-    return { dtype: "float32", shape: [cout, cin, 1, 1], data: out };
-  }
-  if (l.kind === "conv3") {
-    for (let k = 0; k < 9; k++) {
-      for (let i = 0; i < cin; i++) {
-        for (let o = 0; o < cout; o++) out[(o * cin + i) * 9 + k] = src[(k * cin + i) * cout + o];
-      }
-    }
-    return { dtype: "float32", shape: [cout, cin, 3, 3], data: out };
-  }
-  for (let i = 0; i < cin; i++) {
-    for (let k = 0; k < 4; k++) {
-      for (let o = 0; o < cout; o++) out[(i * cout + o) * 4 + k] = src[(i * 4 + k) * cout + o];
-    }
-  }
-  return { dtype: "float32", shape: [cin, cout, 2, 2], data: out };
+  forEachWeightIndex(l, (ours, torch) => out[torch] = src[ours]);
+  return { dtype: "float32", shape: torchShape(name, cfg)!, data: out };
 }
 
 /** Inverse of toTorchLayout: a PyTorch-layout head weight back to the in-memory layout. */
@@ -177,21 +180,6 @@ export function fromTorchLayout(name: string, t: HostTensor, cfg: CnnHeadConfig)
   if (!l) return t;
   const src = t.data as Float32Array;
   const out = new Float32Array(src.length);
-  const { cin, cout } = l;
-  if (l.kind === "conv1") {
-    for (let i = 0; i < cin; i++) for (let o = 0; o < cout; o++) out[i * cout + o] = src[o * cin + i];
-  } else if (l.kind === "conv3") {
-    for (let k = 0; k < 9; k++) {
-      for (let i = 0; i < cin; i++) {
-        for (let o = 0; o < cout; o++) out[(k * cin + i) * cout + o] = src[(o * cin + i) * 9 + k];
-      }
-    }
-  } else {
-    for (let i = 0; i < cin; i++) {
-      for (let k = 0; k < 4; k++) {
-        for (let o = 0; o < cout; o++) out[(i * 4 + k) * cout + o] = src[(i * cout + o) * 4 + k];
-      }
-    }
-  }
+  forEachWeightIndex(l, (ours, torch) => out[ours] = src[torch]);
   return { dtype: "float32", shape: weightShape(l), data: out };
 }
