@@ -4,23 +4,10 @@ import { prefetch } from "../pipeline/prefetch.ts";
 import { tf } from "../pipeline/tf.ts";
 import { batch, disposeBatch, makeBatch, stackSlices } from "./batch.ts";
 import type { SliceItem } from "./volume.ts";
+import { testSlice } from "./test_volume.ts";
 
 function slice(id: string, h = 4, w = 5, fill = 1): SliceItem {
-  const image = new Float32Array(h * w * 3).map((_, i) => fill + i / 100);
-  const label = new Uint8Array(h * w).map((_, i) => i % 4);
-  return {
-    id,
-    volumeId: "v",
-    patient: "p",
-    z: 0,
-    height: h,
-    width: w,
-    channels: 3,
-    image,
-    label,
-    originalHeight: h,
-    originalWidth: w,
-  };
+  return testSlice(id, h, w, (i) => fill + i / 100, (i) => i % 4);
 }
 
 Deno.test("batch: NHWC float32 images and int32 labels with the slices' values", async () => {

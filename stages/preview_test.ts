@@ -3,23 +3,10 @@ import { decode } from "fast-png";
 import { encodePng } from "../io/png.ts";
 import { CLASS_COLOURS, overlaySlice, previewGrid } from "./preview.ts";
 import type { SliceItem } from "./volume.ts";
+import { testSlice } from "./test_volume.ts";
 
 function item(id: string, h: number, w: number): SliceItem {
-  const image = Float32Array.from({ length: h * w * 3 }, (_, i) => Math.floor(i / 3) % w);
-  const label = Uint8Array.from({ length: h * w }, (_, i) => (i % w === 0 ? 3 : 0));
-  return {
-    id,
-    volumeId: "v",
-    patient: "p",
-    z: 0,
-    height: h,
-    width: w,
-    channels: 3,
-    image,
-    label,
-    originalHeight: h,
-    originalWidth: w,
-  };
+  return testSlice(id, h, w, (i) => Math.floor(i / 3) % w, (i) => (i % w === 0 ? 3 : 0));
 }
 
 Deno.test("preview: overlay tints labelled pixels and windows the grey", () => {

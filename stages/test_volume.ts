@@ -1,7 +1,7 @@
 /** Small synthetic volumes for the data-stage unit tests (deterministic, no files). */
 import { geometryFromAffine, writeNifti } from "../io/nifti.ts";
 import { Rng } from "../pipeline/rng.ts";
-import type { Volume } from "./volume.ts";
+import type { SliceItem, Volume } from "./volume.ts";
 
 /** A volume of shape [X, Y, Z] with a ramp-plus-noise image and a few concentric label discs per slice. */
 export function testVolume(id: string, shape: [number, number, number], seed = 0): Volume {
@@ -90,4 +90,27 @@ export async function writeCase(
   const data = image.every(Number.isInteger) ? Int16Array.from(image) : image;
   await writeNifti(`${dir}/${id}.nii.gz`, data, dims, geometryFromAffine(affine, dims));
   await writeNifti(`${dir}/${id}_gt.nii.gz`, label, labelDims, geometryFromAffine(affine, labelDims));
+}
+
+/** A 3-channel slice item of h x w with the given image ([H, W, 3]) and label ([H, W]) values by index. */
+export function testSlice(
+  id: string,
+  h: number,
+  w: number,
+  image: (i: number) => number,
+  label: (i: number) => number,
+): SliceItem {
+  return {
+    id,
+    volumeId: "v",
+    patient: "p",
+    z: 0,
+    height: h,
+    width: w,
+    channels: 3,
+    image: Float32Array.from({ length: h * w * 3 }, (_, i) => image(i)),
+    label: Uint8Array.from({ length: h * w }, (_, i) => label(i)),
+    originalHeight: h,
+    originalWidth: w,
+  };
 }
