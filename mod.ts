@@ -34,7 +34,14 @@ export { DataError } from "./pipeline/data_error.ts";
 export { DEFAULT_DATA_OPTIONS, resolveDataOptions } from "./pipeline/data_options.ts";
 export type { DataConfig, DataOptions } from "./pipeline/data_options.ts";
 export { buildDataset } from "./pipeline/dataset.ts";
-export type { DataReport, Dataset, EvalPatient, EvalVolume, SplitRecord, VolumeInfo } from "./pipeline/dataset.ts";
+export type {
+  DataReport,
+  Dataset,
+  EvalPatient,
+  EvalVolume,
+  SplitRecord,
+  VolumeInfo,
+} from "./pipeline/dataset.ts";
 export { discoverLayout, parseInfoCfg } from "./stages/acdc_layout.ts";
 export type { BadCase, CaseFiles, Layout } from "./stages/acdc_layout.ts";
 export { loadVolume, loadVolumes } from "./stages/load.ts";
@@ -60,7 +67,7 @@ export {
 export type { NiftiGeometry, NiftiStats, NiftiVolume, ReadNiftiOptions } from "./io/nifti.ts";
 export { generateAcdcPhantoms } from "./fixtures/phantom.ts";
 export type { PhantomOptions } from "./fixtures/phantom.ts";
-export { createLoraMedNet, LORAMEDNET_PRESETS, LoraMedNet, loraMedNetSpec } from "./model/loramednet.ts";
+export { createLoraMedNet, LoraMedNet, LORAMEDNET_PRESETS, loraMedNetSpec } from "./model/loramednet.ts";
 export type { BaseWeights, BuildOptions, LoraMedNetSpec } from "./model/loramednet.ts";
 export type { Segmenter } from "./model/segmenter.ts";
 export { initLora, loraParamCount, mergeLora, withLora } from "./model/lora.ts";
@@ -81,3 +88,14 @@ export { evaluate, predictSlices } from "./stages/evaluate.ts";
 export type { EvalResult } from "./stages/evaluate.ts";
 export { dice, hd95 } from "./stages/metrics.ts";
 export { predictFile, predictVolume } from "./stages/predict.ts";
+export { loadSamConfig, parseSamConfig, PRESETS } from "./model/sam/config.ts";
+export type { SamConfig } from "./model/sam/config.ts";
+export { disposeParams, initSamParams, paramsFromStateDict, samParamShapes } from "./model/sam/params.ts";
+export type { Params } from "./model/sam/params.ts";
+export { imageEncoder } from "./model/sam/image_encoder.ts";
+export { getDensePe, promptEncoder } from "./model/sam/prompt_encoder.ts";
+export { maskDecoder } from "./model/sam/mask_decoder.ts";
+export { twoWayTransformer } from "./model/sam/two_way_transformer.ts";
+export { postprocessMasks, preprocess } from "./model/sam/preprocess.ts";
+export { runSam } from "./model/sam/sam.ts";
+export { attention } from "./model/attention.ts";

@@ -24,8 +24,11 @@ export function numberFlag(
   const bad = !Number.isFinite(n) || value.trim() === "" || (opts.integer && !Number.isInteger(n)) ||
     (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max);
   if (bad) {
-    const range = [opts.integer ? "an integer" : "a number", opts.min !== undefined ? `>= ${opts.min}` : "",
-      opts.max !== undefined ? `<= ${opts.max}` : ""].filter(Boolean).join(" ");
+    const range = [
+      opts.integer ? "an integer" : "a number",
+      opts.min !== undefined ? `>= ${opts.min}` : "",
+      opts.max !== undefined ? `<= ${opts.max}` : "",
+    ].filter(Boolean).join(" ");
     throw new UserError(`--${name}: "${value}" is not ${range}`);
   }
   return n;

@@ -10,8 +10,16 @@ export class UserError extends Error {
 }
 
 /** Errors whose message alone is what the user needs (any class named *Error that marks bad input). */
-const USER_ERROR_NAMES = new Set(["UserError", "NiftiError", "PickleError", "SafetensorsError", "CheckpointError",
-  "ConfigError", "DataError", "BindingLimitError"]);
+const USER_ERROR_NAMES = new Set([
+  "UserError",
+  "NiftiError",
+  "PickleError",
+  "SafetensorsError",
+  "CheckpointError",
+  "ConfigError",
+  "DataError",
+  "BindingLimitError",
+]);
 
 /** True when err is a user error: print its message, exit 2. */
 export function isUserError(err: unknown): err is Error {

@@ -26,7 +26,9 @@ export class BindingLimitError extends Error {
   constructor(public bytes: number, public limit: number, public shape: number[]) {
     super(
       `tensor of shape [${shape}] needs ${(bytes / 2 ** 20).toFixed(1)} MiB, over the WebGPU ` +
-        `maxStorageBufferBindingSize of ${(limit / 2 ** 20).toFixed(1)} MiB; use a smaller batch or chunk size`,
+        `maxStorageBufferBindingSize of ${
+          (limit / 2 ** 20).toFixed(1)
+        } MiB; use a smaller batch or chunk size`,
     );
     this.name = "BindingLimitError";
   }
