@@ -53,6 +53,13 @@ export function smoothNoiseExact(h: number, w: number, sigma: number, rng: Rng):
   return smoothField(noise, h, w, sigma);
 }
 
+/** The two source cells and the weight of the second for output pixel i of n cells upsampled by f. */
+function upsampleTaps(i: number, f: number, n: number): [number, number, number] {
+  const x = Math.min(Math.max((i + 0.5) / f - 0.5, 0), n - 1);
+  const x0 = Math.floor(x);
+  return [x0, Math.min(x0 + 1, n - 1), x - x0];
+}
+
 /**
  * The same field computed on a grid f times coarser: each coarse cell holds the mean of its f x f uniform
  * draws (drawn directly as N(0, 1/(3 f^2)), the central limit of that mean), smoothed with sigma / f and
@@ -69,10 +76,7 @@ export function smoothNoise(h: number, w: number, sigma: number, rng: Rng): Floa
   // Bilinear upsampling, separable: columns first into [ch, w], then rows into [h, w].
   const wide = new Float32Array(ch * w); // [ch, w]
   for (let j = 0; j < w; j++) {
-    const x = Math.min(Math.max((j + 0.5) / f - 0.5, 0), cw - 1);
-    const x0 = Math.floor(x);
-    const x1 = Math.min(x0 + 1, cw - 1);
-    const fx = x - x0;
+    const [x0, x1, fx] = upsampleTaps(j, f, cw);
     for (let r = 0; r < ch; r++) {
       const a = coarse[r * cw + x0];
       wide[r * w + j] = a + (coarse[r * cw + x1] - a) * fx;
@@ -80,10 +84,7 @@ export function smoothNoise(h: number, w: number, sigma: number, rng: Rng): Floa
   }
   const out = new Float32Array(h * w); // [h, w]
   for (let i = 0; i < h; i++) {
-    const y = Math.min(Math.max((i + 0.5) / f - 0.5, 0), ch - 1);
-    const y0 = Math.floor(y);
-    const y1 = Math.min(y0 + 1, ch - 1);
-    const fy = y - y0;
+    const [y0, y1, fy] = upsampleTaps(i, f, ch);
     for (let j = 0; j < w; j++) {
       const a = wide[y0 * w + j];
       out[i * w + j] = a + (wide[y1 * w + j] - a) * fy;
