@@ -17,6 +17,12 @@ export interface GunzipOptions {
 }
 
 const CHUNK = 1 << 16;
+/**
+ * After the needed bytes, decoding goes on to the end of the stream (normally just the 8-byte trailer) so a
+ * file cut inside its trailer is refused like any truncated one; past this many extra bytes it stops, since
+ * trailing data that nothing reads (as nibabel ignores it) must not cost a full inflate.
+ */
+const DRAIN_LIMIT = 1 << 20;
 
 /** Collects output up to the known (or capped) size, growing one resizable buffer instead of copying. */
 class Sink {
@@ -127,10 +133,12 @@ async function viaDecompressionStream(bytes: Uint8Array, sink: Sink): Promise<Ui
   feeding.catch(() => {}); // its failure surfaces through the reader, or is our own cancel
   const reader = stream.readable.getReader();
   try {
-    while (true) {
+    let extra = -1; // bytes decoded past the needed ones; -1 until every needed byte is here
+    while (extra < DRAIN_LIMIT) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (sink.push(value)) break;
+      if (extra >= 0) extra += value.length;
+      else if (sink.push(value)) extra = 0;
     }
   } finally {
     await reader.cancel().catch(() => {});
@@ -142,8 +150,11 @@ async function viaZlib(bytes: Uint8Array, sink: Sink): Promise<Uint8Array> {
   const gz = createGunzip({ chunkSize: CHUNK });
   gz.end(bytes);
   try {
+    let extra = -1; // as in viaDecompressionStream: drain the trailer so a cut one is caught
     for await (const chunk of gz) {
-      if (sink.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))) break;
+      if (extra >= 0) extra += chunk.byteLength;
+      else if (sink.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))) extra = 0;
+      if (extra >= DRAIN_LIMIT) break;
     }
   } finally {
     gz.destroy();

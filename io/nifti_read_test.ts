@@ -118,6 +118,7 @@ Deno.test("readNiftiBytes: gzip is streamed, capped, and a truncated or corrupt 
     });
   };
   await fails(gz.slice(0, gz.length - 12), "gzip", /truncated/);
+  await fails(gz.slice(0, gz.length - 4), "gzip", /truncated/); // only the trailer's size field cut
   await fails(gz.slice(0, 30), "gzip", /truncated/);
   await fails(patched(gz, (d) => d.setUint32(12, 0xdeadbeef)), "gzip", /corrupt/);
   await fails(gz, "gzip", /over the 300-byte limit/, 300);
