@@ -140,26 +140,35 @@ export async function runTraining(
   const kernels = await trainingKernels(cfg);
   const choice: BackendChoice = await selectBackend(cfg.backend, { kernels }, log);
   const dir = cfg.out ?? defaultOut(cfg);
+  const fresh = !(await Deno.stat(dir).then(() => true, () => false));
   await Deno.mkdir(dir, { recursive: true });
   await cleanStaged(dir);
-  const dataDir = cfg.data ?? await makeDemoData(`${dir}/phantoms`, cfg.demoPatients, cfg.seed, log);
-  const data = await buildDataset({
-    data: dataDir,
-    seed: cfg.seed,
-    fold: cfg.fold,
-    trainPatients: cfg.trainPatients,
-    framesMode: cfg.trainUnit,
-    imageSize: cfg.imageSize,
-    normalization: cfg.normalization,
-    augment: cfg.augment,
-    onBadCase: cfg.onBadCase,
-    numClasses: 4,
-  }, { onSkip: log });
-  log(
-    `data: ${data.root} (${data.layout}); train patients ${data.labelled.patients.join(", ")}; ` +
-      `${data.sliceCounts.train} training slices, ${data.split.val.length} val and ${data.split.test.length} test patients`,
-  );
-  const { model, base } = await createLoraMedNet(build);
+  // Bad data or weights found while setting up must not leave an empty run directory behind.
+  const setup = async () => {
+    const dataDir = cfg.data ?? await makeDemoData(`${dir}/phantoms`, cfg.demoPatients, cfg.seed, log);
+    const data = await buildDataset({
+      data: dataDir,
+      seed: cfg.seed,
+      fold: cfg.fold,
+      trainPatients: cfg.trainPatients,
+      framesMode: cfg.trainUnit,
+      imageSize: cfg.imageSize,
+      normalization: cfg.normalization,
+      augment: cfg.augment,
+      onBadCase: cfg.onBadCase,
+      numClasses: 4,
+    }, { onSkip: log });
+    log(
+      `data: ${data.root} (${data.layout}); train patients ${data.labelled.patients.join(", ")}; ` +
+        `${data.sliceCounts.train} training slices, ${data.split.val.length} val and ${data.split.test.length} test patients`,
+    );
+    const { model, base } = await createLoraMedNet(build);
+    return { dataDir, data, model, base };
+  };
+  const { dataDir, data, model, base } = await setup().catch(async (err) => {
+    if (fresh) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw err;
+  });
   const optimizer = new Adam(model.trainable, {
     lr: cfg.lr,
     beta1: cfg.beta1,

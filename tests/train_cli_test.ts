@@ -91,6 +91,20 @@ Deno.test("train: bad flags exit 2 with one line, no stack", async () => {
   }
 });
 
+Deno.test("train: bad weights or data exit 2 naming the file and leave no run directory behind", async () => {
+  const junk = `${tmp}/junk.pth`;
+  await Deno.writeTextFile(junk, "not a checkpoint");
+  for (
+    const [args, file] of [[["--weights", junk], junk], [["--data", `${tmp}/nowhere`], `${tmp}/nowhere`]]
+  ) {
+    const out = `${tmp}/never`;
+    const r = await cli("train", [...TINY, ...args, "--out", out]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.ok(r.stderr.trim().split("\n").at(-1)!.includes(file as string), r.stderr);
+    assert.equal(await Deno.stat(out).then(() => true, () => false), false, `${out} was left behind`);
+  }
+});
+
 Deno.test("train: stopped after epoch 1 and resumed to 2 equals an uninterrupted 2-epoch run", async () => {
   const a = `${tmp}/a`, b = `${tmp}/b`;
   const full = await cli("train", [...TINY, "--epochs", "2", "--out", a]);
