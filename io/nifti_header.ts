@@ -9,6 +9,7 @@
  * send backwards forever. It is therefore only ever handed an exact-size copy of the header.
  */
 import { NIFTI1, NIFTI2 } from "nifti-reader-js";
+import type { NiftiGeometry } from "./nifti_affine.ts";
 import { NiftiError } from "./nifti_error.ts";
 
 /** Voxel types this reader decodes, by NIfTI datatype code. */
@@ -40,8 +41,11 @@ const UNSUPPORTED: Record<number, string> = {
 /** More voxels than this is refused outright (4 GiB as float32), whatever the file size. */
 export const MAX_VOXELS = 2 ** 30;
 
-/** Header fields after validation, with the fixes nibabel applies on load (see pixdim, xform codes). */
-export interface NiftiHeader {
+/**
+ * Header fields after validation, with the fixes nibabel applies on load (see pixdim; xform codes outside
+ * 0..5 become 0, as nibabel resets unknown codes). The geometry fields are NiftiGeometry's.
+ */
+export interface NiftiHeader extends NiftiGeometry {
   format: "nifti1" | "nifti2";
   littleEndian: boolean;
   headerSize: number;
@@ -56,13 +60,6 @@ export interface NiftiHeader {
   /** Effective scaling: slope 0 or non-finite means none (1, 0). */
   sclSlope: number;
   sclInter: number;
-  /** 0 when the stored code is outside 0..5 (nibabel resets unknown codes). */
-  qformCode: number;
-  sformCode: number;
-  quatern: [number, number, number];
-  qoffset: [number, number, number];
-  srow: number[][];
-  xyztUnits: number;
   voxelCount: number;
   dataBytes: number;
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { tf } from "../pipeline/tf.ts";
 import { selectBackend } from "../pipeline/backend.ts";
-import { createLoraMedNet, LoraMedNet, loraMedNetSpec } from "./loramednet.ts";
+import { type BuildOptions, createLoraMedNet, LoraMedNet, loraMedNetSpec } from "./loramednet.ts";
 import { cnnHeadParamCount } from "./heads/cnn_head.ts";
 import { loraParamCount } from "./lora.ts";
 import { ceDiceLoss } from "./losses.ts";
@@ -76,7 +76,7 @@ Deno.test("vit_b LoRaMedNet: head 20,686,340 + rank-4 LoRA 147,456 = 20,833,796 
 
 Deno.test("LoRaMedNet: logits are [B, S, S, C]; fresh adapters (B = 0) leave the encoder unchanged", async () => {
   await selectBackend("cpu", {}, quiet);
-  const { model } = await createLoraMedNet({
+  const opts: BuildOptions = {
     method: "loramednet",
     preset: "tiny",
     weights: null,
@@ -86,18 +86,9 @@ Deno.test("LoRaMedNet: logits are [B, S, S, C]; fresh adapters (B = 0) leave the
     headTopChannel: 2,
     numClasses: 4,
     seed: 3,
-  });
-  const { model: plain } = await createLoraMedNet({
-    method: "cnn-head",
-    preset: "tiny",
-    weights: null,
-    loraRank: 4,
-    imageSize: 24,
-    encoderSize: 32,
-    headTopChannel: 2,
-    numClasses: 4,
-    seed: 3,
-  });
+  };
+  const { model } = await createLoraMedNet(opts);
+  const { model: plain } = await createLoraMedNet({ ...opts, method: "cnn-head" });
   const x = tf.randomNormal([2, 24, 24, 3], 0, 1, "float32", 5) as tf.Tensor4D;
   const a = model.forward(x), b = plain.forward(x);
   assert.deepEqual(a.shape, [2, 24, 24, 4]);
