@@ -3,16 +3,18 @@
  * volumes, next to the time of one training step, to show the data path never starves training.
  * `deno run -A bench/data_bench.ts [--json] [--patients 10] [--steps 3] [--backend cpu] [--no-step]`
  */
-import { numberFlag, parseFlags } from "../cli/flags.ts";
-import { runCli } from "../cli/user_error.ts";
-import { Adam } from "../pipeline/optimizer.ts";
+import { parseCommand } from "../pipeline/flags.ts";
+import { flag, int, oneOf } from "../pipeline/option_schema.ts";
+import { runCli } from "../pipeline/run_cli.ts";
+import { Adam } from "../engine/optimizer.ts";
 import { buildDataset } from "../pipeline/dataset.ts";
-import { tf } from "../pipeline/tf.ts";
+import { tf } from "../engine/tf.ts";
 import { disposeBatch, makeBatch } from "../stages/batch.ts";
 import { expandChannels } from "../stages/normalize.ts";
 import { writeTestAcdc } from "../stages/test_volume.ts";
 import { createLoraMedNet } from "../model/loramednet.ts";
 import { trainStep } from "../stages/train.ts";
+import { NUM_CLASSES } from "../stages/volume.ts";
 
 export interface DataBenchResult {
   backend: string;
@@ -101,7 +103,7 @@ async function trainStepMs(items: Parameters<typeof makeBatch>[0], steps: number
     imageSize: 224,
     encoderSize: null,
     headTopChannel: null,
-    numClasses: 4,
+    numClasses: NUM_CLASSES,
     seed: 0,
   });
   const optimizer = new Adam(model.trainable, { lr: 5e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8 });
@@ -118,18 +120,18 @@ async function trainStepMs(items: Parameters<typeof makeBatch>[0], steps: number
 }
 
 async function main(args: string[]) {
-  const { values } = parseFlags(args, {
-    json: { type: "boolean" },
-    patients: { type: "string" },
-    steps: { type: "string" },
-    backend: { type: "string" },
-    "no-step": { type: "boolean" },
+  const { options: values } = parseCommand(args, {
+    json: flag,
+    patients: int(3),
+    steps: int(1),
+    backend: oneOf(["cpu", "wasm", "webgpu"]),
+    noStep: flag,
   });
   const r = await runDataBench({
-    patients: numberFlag("patients", values.patients, { integer: true, min: 3 }),
-    steps: numberFlag("steps", values.steps, { integer: true, min: 1 }),
+    patients: values.patients,
+    steps: values.steps,
     backend: values.backend,
-    step: !values["no-step"],
+    step: !values.noStep,
   });
   if (values.json) {
     console.log(JSON.stringify(r));

@@ -2,10 +2,10 @@
  * Benchmark: one SAM ViT-B image-encoder forward (batch 1, random weights) on the active process's backend,
  * timed from input upload to the embedding read back, with the peak of live tensor bytes and of RSS.
  */
-import { tf } from "../pipeline/tf.ts";
-import { type BackendName, selectBackend } from "../pipeline/backend.ts";
+import { tf } from "../engine/tf.ts";
+import { type BackendName, selectBackend } from "../engine/backend.ts";
 import { PRESETS } from "../model/sam/config.ts";
-import { imageEncoder } from "../model/sam/image_encoder.ts";
+import { encoderLimits, imageEncoder } from "../model/sam/image_encoder.ts";
 import { disposeParams, initSamParams } from "../model/sam/params.ts";
 
 export interface EncoderBenchResult {
@@ -55,7 +55,8 @@ export async function encoderBench(
 ): Promise<EncoderBenchResult> {
   const size = opts.size ?? 1024, repeat = opts.repeat ?? 1;
   const log = opts.log ?? ((s: string) => console.error(s));
-  await selectBackend(backend, {}, log);
+  const { maxBindingBytes } = await selectBackend(backend, {}, log);
+  const limits = encoderLimits(maxBindingBytes ?? Infinity);
   const cfg = PRESETS.vit_b;
   const p = initSamParams(cfg, 0);
   const x = tf.randomNormal([1, size, size, 3], 0, 1, "float32", 1) as tf.Tensor4D;
@@ -64,7 +65,7 @@ export async function encoderBench(
     for (let i = 0; i < repeat; i++) {
       const { result: secs, peak: bytes } = await withPeakBytes(async () => {
         const t0 = performance.now();
-        const y = imageEncoder(p, cfg, x); // [1, size/16, size/16, 256]
+        const y = imageEncoder(p, cfg, x, limits); // [1, size/16, size/16, 256]
         await y.data();
         y.dispose();
         return (performance.now() - t0) / 1000;

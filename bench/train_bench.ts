@@ -4,12 +4,14 @@
  * `deno run -A bench/train_bench.ts [--preset tiny|vit_b] [--backends cpu,wasm,webgpu] [--steps 5] [--json]`.
  */
 import process from "node:process";
-import { tf } from "../pipeline/tf.ts";
-import { numberFlag, parseFlags } from "../cli/flags.ts";
-import { type BackendName, selectBackend } from "../pipeline/backend.ts";
+import { tf } from "../engine/tf.ts";
+import { parseCommand } from "../pipeline/flags.ts";
+import { flag, int, oneOf, path } from "../pipeline/option_schema.ts";
+import { type BackendName, selectBackend } from "../engine/backend.ts";
 import { createLoraMedNet } from "../model/loramednet.ts";
-import { Adam } from "../pipeline/optimizer.ts";
+import { Adam } from "../engine/optimizer.ts";
 import { trainStep } from "../stages/train.ts";
+import { NUM_CLASSES } from "../stages/volume.ts";
 
 export interface StepBench {
   backend: string;
@@ -34,8 +36,9 @@ export async function benchTrainStep(o: {
   batchSize: number;
   steps: number;
 }): Promise<StepBench> {
-  await selectBackend(o.backend, {}, () => {});
+  const { maxBindingBytes } = await selectBackend(o.backend, {}, () => {});
   const { model } = await createLoraMedNet({
+    maxBindingBytes,
     method: "loramednet",
     preset: o.preset,
     weights: null,
@@ -43,7 +46,7 @@ export async function benchTrainStep(o: {
     imageSize: o.imageSize,
     encoderSize: o.encoderSize,
     headTopChannel: null,
-    numClasses: 4,
+    numClasses: NUM_CLASSES,
     seed: 0,
   });
   const opt = new Adam(model.trainable, { lr: 5e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8 });
@@ -85,16 +88,16 @@ export async function benchTrainStep(o: {
 }
 
 async function main(args: string[]) {
-  const { values } = parseFlags(args, {
-    preset: { type: "string", default: "tiny" },
-    backends: { type: "string", default: "cpu,wasm,webgpu" },
-    steps: { type: "string", default: "5" },
-    "image-size": { type: "string" },
-    "encoder-size": { type: "string" },
-    "batch-size": { type: "string", default: "4" },
-    json: { type: "boolean" },
-  });
-  const preset = values.preset === "vit_b" ? "vit_b" : "tiny";
+  const { options: values } = parseCommand(args, {
+    preset: oneOf(["tiny", "vit_b"]),
+    backends: path,
+    steps: int(1),
+    imageSize: int(16),
+    encoderSize: int(16),
+    batchSize: int(1),
+    json: flag,
+  }, { defaults: { preset: "tiny", backends: "cpu,wasm,webgpu", steps: 5, batchSize: 4 } });
+  const preset = values.preset!;
   const hasGpu = !!(await (navigator as Navigator & { gpu?: GPU }).gpu?.requestAdapter().catch(() => null));
   const rows: StepBench[] = [];
   for (const b of values.backends!.split(",") as Exclude<BackendName, "auto">[]) {
@@ -106,11 +109,11 @@ async function main(args: string[]) {
       await benchTrainStep({
         backend: b,
         preset,
-        steps: numberFlag("steps", values.steps, { integer: true, min: 1 })!,
-        imageSize: numberFlag("image-size", values["image-size"], { integer: true, min: 16 }) ??
+        steps: values.steps!,
+        imageSize: values.imageSize ??
           (preset === "vit_b" ? 224 : 64),
-        encoderSize: numberFlag("encoder-size", values["encoder-size"], { integer: true, min: 16 }) ?? null,
-        batchSize: numberFlag("batch-size", values["batch-size"], { integer: true, min: 1 })!,
+        encoderSize: values.encoderSize ?? null,
+        batchSize: values.batchSize!,
       }),
     );
     const r = rows.at(-1)!;

@@ -3,8 +3,9 @@
  * count, parameters, dtypes, keys under their official SAM names) without reading its tensor data, so users
  * can see why a file will or will not load before spending memory on it.
  */
-import { parseFlags } from "./flags.ts";
-import { runCli, UserError } from "./user_error.ts";
+import { parseFlags } from "../pipeline/flags.ts";
+import { runCli } from "../pipeline/run_cli.ts";
+import { UserError } from "../errors.ts";
 import { detectFormat, planKeys, sha256File, unwrapStateDict } from "../model/checkpoint.ts";
 import { readSafetensorsHeader } from "../io/safetensors.ts";
 import { flattenTensors, openPth } from "../io/pth.ts";

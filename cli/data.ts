@@ -6,56 +6,29 @@
 import { writeAll, writeAtomic } from "../io/file_io.ts";
 import { encodePng } from "../io/png.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
-import { buildDataset, type Dataset } from "../pipeline/dataset.ts";
-import type { DataConfig } from "../pipeline/data_options.ts";
-import { collect, pipe, take } from "../pipeline/pipe.ts";
-import { tf } from "../pipeline/tf.ts";
+import { tf } from "../engine/tf.ts";
 import { disposeBatch } from "../stages/batch.ts";
+import { collect, pipe, take } from "../stages/pipe.ts";
 import { previewGrid } from "../stages/preview.ts";
-import { numberFlag, parseFlags } from "./flags.ts";
-import { runCli, UserError } from "./user_error.ts";
+import { DATA_OPTIONS, TRAIN_OPTIONS } from "../pipeline/config.ts";
+import { buildDataset, type Dataset } from "../pipeline/dataset.ts";
+import { parseCommand, requireFlags } from "../pipeline/flags.ts";
+import { int, path } from "../pipeline/option_schema.ts";
+import { runCli } from "../pipeline/run_cli.ts";
+import { UserError } from "../errors.ts";
 
 const USAGE = `usage: deno task data --data DIR [--seed N] [--fold K] [--train-patients N|all]
   [--train-unit patients|frames] [--image-size 224] [--normalization zscore|sam|minmax] [--augment default|none]
   [--on-bad-case fail|skip] [--batch-size 4] [--dump-batch F.safetensors] [--preview F.png] [--preview-count 16]`;
 
-const OPTIONS = {
-  data: { type: "string" },
-  seed: { type: "string" },
-  fold: { type: "string" },
-  "train-patients": { type: "string" },
-  "train-unit": { type: "string" },
-  "image-size": { type: "string" },
-  normalization: { type: "string" },
-  augment: { type: "string" },
-  "on-bad-case": { type: "string" },
-  "batch-size": { type: "string" },
-  "dump-batch": { type: "string" },
-  preview: { type: "string" },
-  "preview-count": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
-
-/** Flags to a DataConfig; buildDataset validates the values it owns (choices, ranges) and names the flag. */
-export function dataConfigFromFlags(v: Record<string, string | boolean | undefined>): DataConfig {
-  if (typeof v.data !== "string") throw new UserError(`--data DIR is required\n${USAGE}`);
-  const tp = v["train-patients"] as string | undefined;
-  const augment = v.augment as string | undefined;
-  if (augment !== undefined && augment !== "default" && augment !== "none") {
-    throw new UserError(`--augment: "${augment}" is not one of default, none`);
-  }
-  return {
-    data: v.data,
-    seed: numberFlag("seed", v.seed as string | undefined, { integer: true }),
-    fold: numberFlag("fold", v.fold as string | undefined, { integer: true, min: 0 }),
-    trainPatients: tp === "all" ? "all" : numberFlag("train-patients", tp, { integer: true, min: 1 }),
-    framesMode: v["train-unit"] as DataConfig["framesMode"],
-    imageSize: numberFlag("image-size", v["image-size"] as string | undefined, { integer: true, min: 8 }),
-    normalization: v.normalization as DataConfig["normalization"],
-    augment: augment === "none" ? false : undefined,
-    onBadCase: v["on-bad-case"] as DataConfig["onBadCase"],
-  };
-}
+/** The data options of training, and what only this command has. */
+const SHAPE = {
+  ...DATA_OPTIONS,
+  batchSize: TRAIN_OPTIONS.batchSize,
+  dumpBatch: path.optional(),
+  preview: path.optional(),
+  previewCount: int(1, 256),
+};
 
 /** Runs `write` for an output path, turning a missing folder or permission problem into a user error. */
 async function writeOutput(flag: string, path: string, write: () => Promise<void>): Promise<void> {
@@ -94,24 +67,19 @@ async function dumpBatch(ds: Dataset, path: string, batchSize: number) {
 }
 
 async function main(args: string[]) {
-  const { values } = parseFlags(args, OPTIONS);
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  const config = dataConfigFromFlags(values);
-  const batchSize = numberFlag("batch-size", values["batch-size"], { integer: true, min: 1 }) ?? 4;
-  const previewCount =
-    numberFlag("preview-count", values["preview-count"], { integer: true, min: 1, max: 256 }) ?? 16;
-  const ds = await buildDataset(config, { onSkip: (m) => console.error(m) });
+  const { options, help } = parseCommand(args, SHAPE, { defaults: { batchSize: 4, previewCount: 16 } });
+  if (help) return console.log(USAGE);
+  requireFlags(options, ["data"], USAGE);
+  const { batchSize, dumpBatch: dump, preview, previewCount, ...config } = options;
+  const ds = await buildDataset({ ...config, data: config.data! }, { onSkip: (m) => console.error(m) });
   const out: Record<string, unknown> = { ...ds.report() };
-  if (values["dump-batch"]) {
+  if (dump) {
     await tf.setBackend("cpu"); // a few uploads: no reason to start a GPU device
-    out.dump = await dumpBatch(ds, values["dump-batch"], batchSize);
+    out.dump = await dumpBatch(ds, dump, batchSize!);
   }
-  if (values.preview) {
-    const path = values.preview;
-    const items = await collect(pipe(ds.trainSlices(ds.epochRng(0)), take(previewCount)));
+  if (preview) {
+    const path = preview;
+    const items = await collect(pipe(ds.trainSlices(ds.epochRng(0)), take(previewCount!)));
     if (items.length === 0) throw new UserError(`--preview: the labelled training set has no slices`);
     const grid = previewGrid(items, Math.ceil(Math.sqrt(items.length)));
     const png = encodePng(grid.pixels, grid.width, grid.height, 3);

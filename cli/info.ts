@@ -1,8 +1,9 @@
 /** `deno task info FILE`: one JSON object describing a NIfTI file, the quickest check of what a scan holds. */
 import { readNifti } from "../io/nifti.ts";
 import type { NiftiVolume } from "../io/nifti.ts";
-import { parseFlags } from "./flags.ts";
-import { runCli, UserError } from "./user_error.ts";
+import { parseFlags } from "../pipeline/flags.ts";
+import { runCli } from "../pipeline/run_cli.ts";
+import { UserError } from "../errors.ts";
 
 const USAGE = "usage: deno task info FILE (a .nii or .nii.gz file)";
 

@@ -2,15 +2,18 @@
  * `deno task predict --run DIR --input IN --output OUT [--weights final|best] [--backend B]`: a scan (or a
  * folder of scans) in, uint8 label maps out on each scan's own grid and geometry.
  */
-import { parseFlags } from "./flags.ts";
-import { runCli, UserError } from "./user_error.ts";
-import { BACKEND_NAMES, type BackendName } from "../pipeline/backend.ts";
-import { openRun } from "../pipeline/eval_run.ts";
-import { predictFile, scansIn } from "../stages/predict.ts";
 import { join } from "node:path";
+import { UserError } from "../errors.ts";
+import { predictFile, scansIn } from "../stages/predict.ts";
+import { OPEN_RUN_OPTIONS, openRun } from "../pipeline/eval_run.ts";
+import { parseCommand, requireFlags } from "../pipeline/flags.ts";
+import { path } from "../pipeline/option_schema.ts";
+import { runCli } from "../pipeline/run_cli.ts";
 
 const USAGE = "usage: deno task predict --run DIR --input SCAN.nii.gz|FOLDER --output OUT.nii.gz|FOLDER " +
   "[--weights final|best] [--backend B]";
+
+const SHAPE = { ...OPEN_RUN_OPTIONS, input: path, output: path };
 
 async function isDir(path: string): Promise<boolean | undefined> {
   try {
@@ -21,25 +24,10 @@ async function isDir(path: string): Promise<boolean | undefined> {
 }
 
 async function main(args: string[]) {
-  const { values } = parseFlags(args, {
-    run: { type: "string" },
-    input: { type: "string" },
-    output: { type: "string" },
-    weights: { type: "string", default: "final" },
-    backend: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  });
-  if (values.help) return console.log(USAGE);
-  for (const k of ["run", "input", "output"] as const) {
-    if (!values[k]) throw new UserError(`--${k} is required\n${USAGE}`);
-  }
-  if (values.weights !== "final" && values.weights !== "best") {
-    throw new UserError(`--weights: "${values.weights}" is not one of final, best`);
-  }
-  if (values.backend && !BACKEND_NAMES.includes(values.backend as BackendName)) {
-    throw new UserError(`--backend: "${values.backend}" is not one of ${BACKEND_NAMES.join(", ")}`);
-  }
-  const input = values.input!, output = values.output!;
+  const { options, help } = parseCommand(args, SHAPE, { defaults: { weights: "final" } });
+  if (help) return console.log(USAGE);
+  requireFlags(options, ["run", "input", "output"], USAGE);
+  const input = options.input!, output = options.output!;
   const inputIsDir = await isDir(input);
   if (inputIsDir === undefined) throw new UserError(`${input}: no such file or folder`);
   const jobs: [string, string][] = [];
@@ -61,11 +49,7 @@ async function main(args: string[]) {
     jobs.push([input, output]);
   }
   const log = (l: string) => console.error(l);
-  const run = await openRun(values.run!, {
-    backend: values.backend as BackendName | undefined,
-    weights: values.weights,
-    log,
-  });
+  const run = await openRun(options.run!, { backend: options.backend, weights: options.weights, log });
   try {
     const opts = {
       imageSize: run.config.imageSize,
@@ -82,6 +66,4 @@ async function main(args: string[]) {
   }
 }
 
-if (import.meta.main) {
-  runCli(main);
-}
+if (import.meta.main) runCli(main);

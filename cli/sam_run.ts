@@ -1,21 +1,27 @@
 /**
  * `deno task sam-run`: the SAM forward for parity checks. Reads raw_image [1, 3, H, W] (0..255) and box [1, 4]
- * from a safetensors file and writes every tensor of shared/reference/tiny_sam.io.safetensors (NCHW, float32).
+ * from a safetensors file and writes every tensor of fixtures/reference/tiny_sam.io.safetensors (NCHW, float32).
  * Config, input and checkpoint are all checked before anything runs; a bad one is one line and exit 2.
  */
-import { tf } from "../pipeline/tf.ts";
-import { BACKEND_NAMES, type BackendName, selectBackend } from "../pipeline/backend.ts";
+import { tf } from "../engine/tf.ts";
+import { bindingLimit, selectBackend } from "../engine/backend.ts";
 import { type HostTensor, toFloat32 } from "../io/host_tensor.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import { checkStrict, readStateDict } from "../model/checkpoint.ts";
 import { loadSamConfig, type SamConfig } from "../model/sam/config.ts";
 import { disposeParams, paramsFromStateDict, samParamShapes } from "../model/sam/params.ts";
+import { encoderLimits } from "../model/sam/image_encoder.ts";
 import { parityOutputs } from "../model/sam/parity_outputs.ts";
-import { parseFlags } from "./flags.ts";
-import { runCli, UserError } from "./user_error.ts";
+import { TRAIN_OPTIONS } from "../pipeline/config.ts";
+import { parseCommand, requireFlags } from "../pipeline/flags.ts";
+import { path } from "../pipeline/option_schema.ts";
+import { runCli } from "../pipeline/run_cli.ts";
+import { UserError } from "../errors.ts";
 
 const USAGE = "usage: deno task sam-run --checkpoint F --config F|vit_b|tiny --input IN --output OUT " +
   "[--backend auto|webgpu|wasm|cpu]";
+
+const SHAPE = { checkpoint: path, config: path, input: path, output: path, backend: TRAIN_OPTIONS.backend };
 
 /** Checks the input file's raw_image and box against cfg; returns them as float32 host arrays. */
 export function checkInput(tensors: Map<string, HostTensor>, cfg: SamConfig, file: string) {
@@ -64,21 +70,10 @@ async function checkOutput(path: string): Promise<void> {
 }
 
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseFlags(args, {
-    checkpoint: { type: "string" },
-    config: { type: "string" },
-    input: { type: "string" },
-    output: { type: "string" },
-    backend: { type: "string", default: "auto" },
-  });
-  const missing = ["checkpoint", "config", "input", "output"].filter((k) =>
-    !values[k as keyof typeof values]
-  );
-  if (missing.length) throw new UserError(`missing ${missing.map((k) => `--${k}`).join(", ")}; ${USAGE}`);
-  const backend = values.backend as BackendName;
-  if (!BACKEND_NAMES.includes(backend)) {
-    throw new UserError(`--backend: "${values.backend}" is not one of ${BACKEND_NAMES.join(", ")}`);
-  }
+  const { options: values, help } = parseCommand(args, SHAPE, { defaults: { backend: "auto" } });
+  if (help) return console.log(USAGE);
+  requireFlags(values, ["checkpoint", "config", "input", "output"], USAGE);
+  const backend = values.backend!;
   const cfg = await loadSamConfig(values.config!);
   const { raw, box } = checkInput(await readInput(values.input!), cfg, values.input!);
   await checkOutput(values.output!);
@@ -94,7 +89,7 @@ export async function main(args: string[]): Promise<void> {
   const t0 = performance.now();
   const rawT = tf.tensor4d(raw.data, raw.shape as [number, number, number, number]);
   const boxT = tf.tensor2d(box.data, [1, 4]);
-  const outputs = parityOutputs(p, cfg, rawT, boxT);
+  const outputs = parityOutputs(p, cfg, rawT, boxT, encoderLimits(bindingLimit()));
   const host = new Map<string, HostTensor>();
   try {
     for (const [name, t] of outputs) {

@@ -1,51 +1,58 @@
 /**
- * `deno task train [flags]`: fine-tune a method (DESIGN section 3). With no flags it is the embedded demo
- * (phantoms, tiny preset); progress goes to stderr and the last stdout line is the run's JSON summary.
+ * `deno task train [flags]`: the command line of a training run (DESIGN section 3). It reads the options
+ * (pipeline/config.ts), hands them to runTraining (pipeline/train_run.ts, which builds everything around the
+ * loop of stages/train.ts) and prints progress on stderr and the run's JSON summary as the last stdout line.
+ * With no flags it is the embedded demo (phantoms, tiny preset).
  */
-import { parseFlags } from "./flags.ts";
-import { runCli, UserError } from "./user_error.ts";
+import { ConfigError, UserError } from "../errors.ts";
 import {
   applyOptions,
   checkConfig,
-  ConfigError,
-  OPTIONS,
+  PAPER_DEFAULTS,
   resolveConfig,
+  TRAIN_OPTIONS,
   type TrainConfig,
 } from "../pipeline/config.ts";
+import { parseCommand } from "../pipeline/flags.ts";
+import { flag, optionName, path } from "../pipeline/option_schema.ts";
 import { ProgressReporter } from "../pipeline/progress.ts";
 import { RUN_FILES } from "../pipeline/run_dir.ts";
+import { runCli } from "../pipeline/run_cli.ts";
 import { runTraining } from "../pipeline/train_run.ts";
 
+/** The training options plus what only the command line has. */
+const SHAPE = { ...TRAIN_OPTIONS, config: path.optional(), resume: flag, dryRun: flag };
+/** What the command line has beside the options (never saved in a run). */
+const COMMAND_ONLY = new Set(["config", "resume", "dry-run"]);
+
 const USAGE =
-  `usage: deno task train [--data DIR] [--method loramednet|cnn-head] [--weights F] [--preset vit_b|tiny]
+  `usage: deno task train [--data DIR] [--method loramednet|cnn-head] [--weights F|random] [--preset vit_b|tiny]
   [--config F.json] [--epochs N] [--batch-size N] [--lr X] [--seed N] [--fold K] [--train-patients N|all]
   [--lora-rank R] [--image-size S] [--backend auto|webgpu|wasm|cpu] [--out DIR] [--resume] [--dry-run]
-  [--on-bad-case fail|skip] ... (every option: ${Object.keys(OPTIONS).map((k) => `--${k}`).join(" ")})
+  [--on-bad-case fail|skip] ... (every option: ${
+    Object.keys(TRAIN_OPTIONS).map((k) => `--${optionName(k)}`).join(" ")
+  })
 With no --data: the embedded demo (synthetic phantoms, tiny preset).`;
 
 /** Options a resumed run may change; anything else must match the run's config.json. */
 const RESUMABLE = new Set(["epochs", "backend", "log-every", "on-bad-case", "out"]);
 
 /** --resume: the run's saved options, with only RESUMABLE ones overridable by flags. */
-async function resumeConfig(flags: Record<string, string | undefined>): Promise<TrainConfig> {
+async function resumeConfig(flags: Record<string, string>): Promise<TrainConfig> {
   const out = flags.out;
   if (!out) throw new ConfigError("--resume needs --out DIR (the run directory to continue)");
+  const savedPath = `${out}/${RUN_FILES.config}`;
   let saved: { options?: Record<string, unknown> };
   try {
-    saved = JSON.parse(await Deno.readTextFile(`${out}/${RUN_FILES.config}`));
+    saved = JSON.parse(await Deno.readTextFile(savedPath));
   } catch {
-    throw new ConfigError(`--resume: ${out}/${RUN_FILES.config} is missing or unreadable; nothing to resume`);
+    throw new ConfigError(`--resume: ${savedPath} is missing or unreadable; nothing to resume`);
   }
-  const base = await resolveConfig({ data: "x" });
-  const cfg = applyOptions(base, saved.options ?? {}, `${out}/${RUN_FILES.config}`);
-  const given = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as Record<
-    string,
-    string
-  >;
-  const resumed = applyOptions(cfg, given, "flags");
-  for (const name of Object.keys(given)) {
-    const key = OPTIONS[name].key;
-    if (!RESUMABLE.has(name) && JSON.stringify(resumed[key]) !== JSON.stringify(cfg[key])) {
+  const cfg = applyOptions(PAPER_DEFAULTS, saved.options ?? {}, savedPath);
+  const resumed = applyOptions(cfg, flags, "flags");
+  for (const key of Object.keys(TRAIN_OPTIONS) as (keyof TrainConfig)[]) {
+    const name = optionName(key);
+    if (name in flags && !RESUMABLE.has(name) && JSON.stringify(resumed[key]) !== JSON.stringify(cfg[key])) {
       throw new ConfigError(
         `--${name}: differs from the run being resumed (${JSON.stringify(cfg[key])}); only ` +
           `${[...RESUMABLE].map((r) => `--${r}`).join(", ")} may change on --resume`,
@@ -56,27 +63,12 @@ async function resumeConfig(flags: Record<string, string | undefined>): Promise<
 }
 
 async function main(args: string[]) {
-  const options = Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: "string" as const }]));
-  const { values } = parseFlags(args, {
-    ...options,
-    config: { type: "string" },
-    resume: { type: "boolean" },
-    "dry-run": { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  const { config, resume, "dry-run": dryRun, help: _h, ...flags } = values as Record<
-    string,
-    string | boolean | undefined
-  >;
-  const stringFlags = flags as Record<string, string | undefined>;
+  const { options, given, help } = parseCommand(args, SHAPE);
+  if (help) return console.log(USAGE);
+  const { resume, dryRun, config } = options;
   if (resume && dryRun) throw new UserError("--resume and --dry-run cannot be combined");
-  const cfg = resume
-    ? await resumeConfig(stringFlags)
-    : await resolveConfig(stringFlags, config as string | undefined);
+  const flags = Object.fromEntries(Object.entries(given).filter(([name]) => !COMMAND_ONLY.has(name)));
+  const cfg = resume ? await resumeConfig(flags) : await resolveConfig(flags, config);
   const reporter = new ProgressReporter({ every: cfg.logEvery });
   try {
     if (cfg.data === null && !resume && !dryRun) {
@@ -95,6 +87,4 @@ async function main(args: string[]) {
   }
 }
 
-if (import.meta.main) {
-  runCli(main);
-}
+if (import.meta.main) runCli(main);

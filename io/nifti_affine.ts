@@ -3,7 +3,6 @@
  * sform_code > 0, else qform, else a centred pixdim grid with x flipped), so a mask written with a copied
  * geometry lands on its scan in every viewer and our numbers match nibabel's.
  */
-import type { NiftiHeader } from "./nifti_header.ts";
 import { NiftiError } from "./nifti_error.ts";
 
 /** Everything a writer must copy from a reference header for an output to overlay it exactly. */
@@ -27,7 +26,8 @@ const MM_SEC = 2 | 8;
 /** nibabel's tolerance for b^2 + c^2 + d^2 slightly above 1 (float32 rounding of a unit quaternion). */
 const QUATERNION_THRESHOLD = -3 * 2 ** -23;
 
-export function geometryFromHeader(h: NiftiHeader): NiftiGeometry {
+/** A copy of just the geometry fields of h (a NiftiHeader is a NiftiGeometry and more). */
+export function geometryFromHeader(h: NiftiGeometry): NiftiGeometry {
   return {
     pixdim: [...h.pixdim],
     qformCode: h.qformCode,

@@ -11,7 +11,7 @@ const python = await findNibabel();
 const SKIP = "python3 with nibabel is not installed (apt-get install python3-nibabel)";
 if (!python) console.log(`nifti_nibabel_test: SKIPPED, ${SKIP}`);
 
-const SAMPLES = new URL("../../shared/samples/nifti/", import.meta.url).pathname;
+const SAMPLES = new URL("../fixtures/samples/nifti/", import.meta.url).pathname;
 
 function samples(): string[] {
   try {
@@ -55,7 +55,7 @@ function assertAgrees(v: NiftiVolume, p: NibabelProbe, name: string) {
 }
 
 Deno.test({
-  name: "readNifti agrees with nibabel on the shared samples and on generated edge cases",
+  name: "readNifti agrees with nibabel on the third-party samples and on generated edge cases",
   ignore: !python,
   fn: async () => {
     const dir = await Deno.makeTempDir();

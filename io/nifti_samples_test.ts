@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readNifti } from "./nifti.ts";
 
 /** The third-party files (nibabel's test data), outside the repository (see DESIGN section 7). */
-const SAMPLES = new URL("../../shared/samples/nifti/", import.meta.url).pathname;
+const SAMPLES = new URL("../fixtures/samples/nifti/", import.meta.url).pathname;
 const present = (() => {
   try {
     return Deno.statSync(SAMPLES).isDirectory;
@@ -131,7 +131,7 @@ const EXPECTED: Record<string, Expected> = {
 const close = (a: number, b: number, tol: number) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
 
 Deno.test({
-  name: "readNifti: every shared sample matches nibabel's format, grid, affine, scaling and statistics",
+  name: "readNifti: every third-party sample matches nibabel's format, grid, affine, scaling and statistics",
   ignore: !present,
   fn: async () => {
     const files = [...Deno.readDirSync(SAMPLES)].map((e) => e.name).filter((n) => /\.nii(\.gz)?$/.test(n));

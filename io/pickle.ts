@@ -4,13 +4,13 @@
  * anything: it understands only the opcodes a state dict uses, and a global is accepted only when the caller
  * supplies a handler for it by name; every other global is refused with a PickleError naming it.
  */
+import { UserError } from "../errors.ts";
 
-export class PickleError extends Error {
+export class PickleError extends UserError {
   /** True when the stream simply ended early (a reader that grows its buffer may retry). */
   truncated: boolean;
   constructor(message: string, truncated = false) {
     super(message);
-    this.name = "PickleError";
     this.truncated = truncated;
   }
 }

@@ -3,7 +3,7 @@ import { flattenTensors, readPth } from "./pth.ts";
 import { PickleError, unpickle } from "./pickle.ts";
 import { torchGlobals } from "./torch_globals.ts";
 
-const SAMPLES = new URL("../../shared/samples/pth/", import.meta.url).pathname;
+const SAMPLES = new URL("../fixtures/samples/pth/", import.meta.url).pathname;
 const TEST_PT = await Deno.readFile(`${SAMPLES}test.pt`);
 const ascii = (s: string) => new Uint8Array([...s].map((c) => c.charCodeAt(0)));
 

@@ -4,7 +4,7 @@ import { PickleError } from "./pickle.ts";
 import { dataBytes, hostTensor, toFloat32 } from "./host_tensor.ts";
 import { findTorchPython, runPython } from "./torch_python.ts";
 
-const TINY = new URL("../../shared/reference/tiny_sam.pth", import.meta.url).pathname;
+const TINY = new URL("../fixtures/reference/tiny_sam.pth", import.meta.url).pathname;
 const python = await findTorchPython();
 if (!python) {
   console.log(

@@ -2,6 +2,7 @@
  * Safetensors read/write: the header is validated in full (sizes, dtypes, ranges) before any tensor memory is
  * allocated, and files are read tensor by tensor so a 375 MB checkpoint costs one copy of its weights.
  */
+import { UserError } from "../errors.ts";
 import {
   allocData,
   checkedNumel,
@@ -14,12 +15,7 @@ import {
 } from "./host_tensor.ts";
 import { readFully, writeAll, writeAtomic } from "./file_io.ts";
 
-export class SafetensorsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "SafetensorsError";
-  }
-}
+export class SafetensorsError extends UserError {}
 
 const TO_HOST: Record<string, HostDtype> = {
   F32: "float32",

@@ -11,7 +11,7 @@ import {
 } from "./safetensors.ts";
 import { type HostTensor, hostTensor } from "./host_tensor.ts";
 
-const REF = new URL("../../shared/reference/tiny_sam.io.safetensors", import.meta.url).pathname;
+const REF = new URL("../fixtures/reference/tiny_sam.io.safetensors", import.meta.url).pathname;
 
 function allDtypes(): Record<string, HostTensor> {
   return {

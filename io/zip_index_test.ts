@@ -3,7 +3,7 @@ import { readZipIndex } from "./zip_index.ts";
 import { readPth } from "./pth.ts";
 import { PickleError } from "./pickle.ts";
 
-const TEST_PT = new URL("../../shared/samples/pth/test.pt", import.meta.url).pathname;
+const TEST_PT = new URL("../fixtures/samples/pth/test.pt", import.meta.url).pathname;
 
 /**
  * A stored zip written by hand; with zip64 every size and offset in the central directory is saturated and

@@ -3,8 +3,7 @@
  * binding limit (SAM ViT-B's global blocks would need 768 MiB of logits per image in one piece), with the
  * decomposed relative-position bias of ViTDet/SAM (mvitv2) added per chunk. Chunking changes no number.
  */
-import { tf } from "../pipeline/tf.ts";
-import { bindingLimit } from "../pipeline/backend.ts";
+import { tf } from "../engine/tf.ts";
 
 /** Largest logits chunk by default: keeps CPU backends' peak memory sane and fits any WebGPU device. */
 export const DEFAULT_MAX_CHUNK_BYTES = 64 * 2 ** 20;
@@ -23,7 +22,7 @@ export interface AttentionOptions {
   /** Multiplies q before q @ k^T (the bias uses the unscaled q, as in the official code). */
   scale: number;
   relPos?: RelPosBias;
-  /** Cap on one chunk's logits in bytes; the active backend's binding limit lowers it further. */
+  /** Cap on one chunk's logits in bytes (the caller lowers it to the device's binding limit). */
   maxChunkBytes?: number;
 }
 
@@ -175,7 +174,7 @@ export function attention(
       `attention: rel-pos sizes ${rel.qSize}/${rel.kSize} do not match ${nq} queries, ${nk} keys`,
     );
   }
-  const cap = Math.min(opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES, bindingLimit());
+  const cap = opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES;
   const plan = planChunks(g, nq, nk, rel ? rel.qSize[1] : 1, cap);
   const wasm = tf.getBackend() === "wasm";
   return tf.tidy(() => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tf } from "../pipeline/tf.ts";
+import { tf } from "../engine/tf.ts";
 import { attention, getRelPos, planChunks } from "./attention.ts";
 
 await tf.setBackend("cpu");

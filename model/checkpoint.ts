@@ -3,6 +3,7 @@
  * training checkpoint wrapping the state dict, a DataParallel "module." state dict) into the official key
  * layout, and checks them strictly against a model so a wrong file fails with one complete explanation.
  */
+import { UserError } from "../errors.ts";
 import { createHash } from "node:crypto";
 import { type HostTensor } from "../io/host_tensor.ts";
 import { readSafetensorsHeader, readSafetensorsWithMetadata } from "../io/safetensors.ts";
@@ -11,12 +12,7 @@ import { HF_SHARED_DUPLICATE, hfToOfficial, isHfSamKeys, officialToHf } from "./
 
 export { hfToOfficial, officialToHf };
 
-export class CheckpointError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "CheckpointError";
-  }
-}
+export class CheckpointError extends UserError {}
 
 /** Keys under which training scripts nest the weights (MedSAM's "model", Lightning's "state_dict", ...). */
 const NESTED = ["model", "state_dict", "model_state_dict"];

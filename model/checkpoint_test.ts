@@ -13,10 +13,10 @@ import { writeSafetensors } from "../io/safetensors.ts";
 import { type HostTensor, hostTensor } from "../io/host_tensor.ts";
 import { readPth } from "../io/pth.ts";
 
-const SHARED = new URL("../../shared/", import.meta.url).pathname;
-const TINY = `${SHARED}reference/tiny_sam.pth`;
+const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
+const TINY = `${FIXTURES}reference/tiny_sam.pth`;
 const VIT_B: Record<string, number[]> =
-  JSON.parse(await Deno.readTextFile(`${SHARED}reference/sam_vit_b.keys.json`))
+  JSON.parse(await Deno.readTextFile(`${FIXTURES}reference/sam_vit_b.keys.json`))
     .keys;
 
 Deno.test("HF key map: every ViT-B key round-trips, the map is one-to-one, and matches REFERENCE 1.5", () => {
@@ -81,7 +81,7 @@ Deno.test("readStateDict: tiny_sam.pth loads with official keys, identical to re
   assert.deepEqual([...sd.keys()], [...raw.keys()]);
   assert.deepEqual(sd.get("image_encoder.pos_embed"), raw.get("image_encoder.pos_embed"));
   assert.equal(await detectFormat(TINY), "pth-zip");
-  const nested = await readStateDict(`${SHARED}samples/pth/test_with_key.pt`);
+  const nested = await readStateDict(`${FIXTURES}samples/pth/test_with_key.pt`);
   assert.deepEqual([...nested.keys()], ["test"], "the model_state_dict entry is unwrapped");
 });
 
@@ -167,7 +167,7 @@ Deno.test("checkStrict: one error lists every missing, unexpected and mis-shaped
 
 Deno.test("sha256File matches the published digest of a sample", async () => {
   assert.equal(
-    await sha256File(`${SHARED}samples/pth/test.pt`),
+    await sha256File(`${FIXTURES}samples/pth/test.pt`),
     "2bc164fa96f78ef8fcb8eab5fdae9b991efe946b9b63071fdf1769dba5d3fe25",
   );
 });

@@ -3,7 +3,7 @@
  * transposed-flag matmuls (what autodiff emits) 10-40x slower, so the gradients here use plain matmuls on
  * explicitly transposed operands, and 1x1 / 2x2-stride-2 transposed convolutions are matmuls outright.
  */
-import { tf } from "../pipeline/tf.ts";
+import { tf } from "../engine/tf.ts";
 
 type T2 = tf.Tensor2D;
 type T4 = tf.Tensor4D;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { tf } from "../pipeline/tf.ts";
-import { selectBackend } from "../pipeline/backend.ts";
+import { tf } from "../engine/tf.ts";
+import { selectBackend } from "../engine/backend.ts";
 import { conv1x1, conv3x3, convTranspose2x2 } from "./conv_ops.ts";
 
 const quiet = () => {};

@@ -3,8 +3,8 @@
  * projection (A Kaiming-uniform, B zero, no alpha/r scaling), trained while the base weights stay frozen,
  * and merged into plain qkv weights for inference.
  */
-import { tf } from "../pipeline/tf.ts";
-import type { Rng } from "../pipeline/rng.ts";
+import { tf } from "../engine/tf.ts";
+import type { Rng } from "../engine/rng.ts";
 import type { SamConfig } from "./sam/config.ts";
 import type { Params } from "./sam/layers.ts";
 

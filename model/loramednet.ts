@@ -3,11 +3,11 @@
  * weights, and the Hu CNN head; the 224 input is resized to the encoder's size and the logits back to 224.
  * With rank 0 it is the plain "cnn-head" method (frozen encoder, head only).
  */
-import { tf } from "../pipeline/tf.ts";
+import { tf } from "../engine/tf.ts";
 import type { HostTensor } from "../io/host_tensor.ts";
 import { toFloat32 } from "../io/host_tensor.ts";
 import { CheckpointError, checkStrict, readStateDict, sha256File } from "./checkpoint.ts";
-import { ConfigError } from "../pipeline/config.ts";
+import { ConfigError } from "../errors.ts";
 import {
   cnnHead,
   type CnnHeadConfig,
@@ -18,8 +18,8 @@ import {
   toTorchLayout,
 } from "./heads/cnn_head.ts";
 import { initLora, mergeLora, withLora } from "./lora.ts";
-import { Rng } from "../pipeline/rng.ts";
-import { imageEncoder } from "./sam/image_encoder.ts";
+import { Rng } from "../engine/rng.ts";
+import { type EncoderOptions, encoderLimits, imageEncoder } from "./sam/image_encoder.ts";
 import { PRESETS, type SamConfig } from "./sam/config.ts";
 import { initSamParams, samParamShapes } from "./sam/params.ts";
 import type { Params } from "./sam/layers.ts";
@@ -52,8 +52,16 @@ export class LoraMedNet implements Segmenter {
   private encoderParams: Params;
   private merged: tf.Tensor[] | null = null;
 
-  /** Takes ownership of base (the encoder's frozen weights, image_encoder.* keys). */
-  constructor(readonly spec: LoraMedNetSpec, private readonly base: Params, seed: number) {
+  /**
+   * Takes ownership of base (the encoder's frozen weights, image_encoder.* keys); `limits` are the device's
+   * (encoderLimits of the backend's binding limit), given by whoever chose the backend.
+   */
+  constructor(
+    readonly spec: LoraMedNetSpec,
+    private readonly base: Params,
+    seed: number,
+    private readonly limits: EncoderOptions = {},
+  ) {
     this.method = spec.method;
     this.numClasses = spec.head.numClasses;
     this.imageSize = spec.imageSize;
@@ -75,7 +83,7 @@ export class LoraMedNet implements Segmenter {
     }
     return tf.tidy(() => {
       const xe = s === e ? x : resizeBilinear(x, e, e); // [B, E, E, 3]
-      const emb = imageEncoder(this.encoderParams, this.spec.sam, xe); // [B, E/p, E/p, out_chans]
+      const emb = imageEncoder(this.encoderParams, this.spec.sam, xe, this.limits); // [B, E/p, E/p, out_chans]
       const logits = cnnHead(this.head, this.spec.head, emb); // [B, 4E/p, 4E/p, C]
       return logits.shape[1] === s ? logits : resizeBilinear(logits, s, s); // [B, S, S, C]
     });
@@ -162,6 +170,8 @@ export interface BuildOptions {
   headInit?: HeadInit | null;
   numClasses: number;
   seed: number;
+  /** The device's largest bindable tensor in bytes (engine/backend.ts; absent or Infinity off WebGPU). */
+  maxBindingBytes?: number;
 }
 
 /** What a run records about its frozen base weights (referenced, never copied). */
@@ -223,5 +233,5 @@ export async function loadEncoderParams(
 export async function createLoraMedNet(o: BuildOptions): Promise<{ model: LoraMedNet; base: BaseWeights }> {
   const spec = loraMedNetSpec(o);
   const { params, base } = await loadEncoderParams(o, spec);
-  return { model: new LoraMedNet(spec, params, o.seed), base };
+  return { model: new LoraMedNet(spec, params, o.seed, encoderLimits(o.maxBindingBytes ?? Infinity)), base };
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { tf } from "../pipeline/tf.ts";
-import { selectBackend } from "../pipeline/backend.ts";
+import { tf } from "../engine/tf.ts";
+import { selectBackend } from "../engine/backend.ts";
 import { type BuildOptions, createLoraMedNet, LoraMedNet, loraMedNetSpec } from "./loramednet.ts";
 import { cnnHeadParamCount } from "./heads/cnn_head.ts";
 import { loraParamCount } from "./lora.ts";
@@ -9,7 +9,7 @@ import { initSamParams } from "./sam/params.ts";
 import { imageEncoder } from "./sam/image_encoder.ts";
 import { resizeBilinear } from "./sam/resize.ts";
 import { cnnHead, cnnHeadLayers } from "./heads/cnn_head.ts";
-import { Adam } from "../pipeline/optimizer.ts";
+import { Adam } from "../engine/optimizer.ts";
 
 const quiet = () => {};
 const hasGpu = !!(await (navigator as Navigator & { gpu?: GPU }).gpu?.requestAdapter().catch(() => null));

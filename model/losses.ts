@@ -2,7 +2,7 @@
  * The training loss of the Hu et al. code that LoRaMedNet inherits: cross-entropy plus their soft Dice
  * (batch Dice over foreground classes, squared denominators, smooth 1, zero terms dropped), weights 1:1.
  */
-import { tf } from "../pipeline/tf.ts";
+import { tf } from "../engine/tf.ts";
 
 /** Mean multi-class cross-entropy: logits [..., C], labels int32 [...] -> scalar. */
 export function crossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { findTorchPython } from "../io/torch_python.ts";
-import { tf } from "../pipeline/tf.ts";
-import { selectBackend } from "../pipeline/backend.ts";
+import { tf } from "../engine/tf.ts";
+import { selectBackend } from "../engine/backend.ts";
 import { ceDiceLoss, crossEntropy, softDiceLoss } from "./losses.ts";
 
 const quiet = () => {};

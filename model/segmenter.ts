@@ -2,7 +2,7 @@
  * The contract between a segmentation method and the train / evaluate / predict stages, so other methods
  * (ViT head, g-network, SAMed) plug in beside LoRaMedNet without touching the stages.
  */
-import type { tf } from "../pipeline/tf.ts";
+import type { tf } from "../engine/tf.ts";
 import type { HostTensor } from "../io/host_tensor.ts";
 
 export interface Segmenter {

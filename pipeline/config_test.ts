@@ -1,14 +1,15 @@
 import assert from "node:assert/strict";
 import {
   applyOptions,
-  ConfigError,
+  dataOptions,
   DEMO_DEFAULTS,
-  OPTIONS,
   PAPER_DEFAULTS,
   resolveConfig,
   TINY_RECIPE,
-  toOptionValues,
+  TRAIN_OPTIONS,
 } from "./config.ts";
+import { optionName, toOptionValues } from "./option_schema.ts";
+import { ConfigError } from "../errors.ts";
 
 Deno.test("config: no data -> the demo; with data -> the paper's recipe", async () => {
   const demo = await resolveConfig({});
@@ -65,5 +66,28 @@ Deno.test("config: bad values and unknown keys are ConfigErrors naming the optio
     () => applyOptions(PAPER_DEFAULTS, { batch_size: 3 }, "c.json"),
     /unknown option "batch_size" \(did you mean "batch-size"\?\)/,
   );
-  assert.ok(Object.keys(OPTIONS).every((k) => k === k.toLowerCase()));
+  assert.ok(Object.keys(TRAIN_OPTIONS).map(optionName).every((k) => k === k.toLowerCase()));
+  assert.throws(() => applyOptions(PAPER_DEFAULTS, { augment: { wobble: { p: 1 } } }, "c.json"), /augment\.wobble/);
+  assert.throws(() => applyOptions(PAPER_DEFAULTS, { augment: 3 }, "c.json"), /"augment": 3 is not "none"/);
+});
+
+Deno.test("config: every option has a default, and the defaults pass their own checks", () => {
+  assert.deepEqual(Object.keys(PAPER_DEFAULTS).sort(), Object.keys(TRAIN_OPTIONS).sort());
+  for (const defaults of [PAPER_DEFAULTS, DEMO_DEFAULTS, { ...PAPER_DEFAULTS, ...TINY_RECIPE }]) {
+    assert.deepEqual(applyOptions(PAPER_DEFAULTS, toOptionValues(defaults), "defaults"), defaults);
+  }
+});
+
+Deno.test("dataOptions: the paper's defaults under partial options, every value checked", () => {
+  const o = dataOptions({ data: "x" });
+  assert.deepEqual(
+    [o.seed, o.fold, o.trainPatients, o.imageSize, o.normalization, o.onBadCase, o.trainUnit, o.augment],
+    [0, 0, 5, 224, "zscore", "fail", "patients", {}],
+  );
+  assert.equal(dataOptions({ data: "x", augment: false }).augment, false);
+  assert.throws(() => dataOptions({ data: "x", fold: 5 }), /"fold": 5 is not an integer in 0..4/);
+  assert.throws(() => dataOptions({ data: "x", onBadCase: "ignore" as never }), /"on-bad-case"/);
+  assert.throws(() => dataOptions({ data: "x", normalization: "clahe" as never }), /"normalization"/);
+  assert.throws(() => dataOptions({ data: "x", wat: 1 } as never), /unknown option "wat"/);
+  assert.throws(() => dataOptions({ data: "" }), /"data": "" is not a path/);
 });

@@ -1,19 +1,27 @@
 /**
- * The whole data path from one DataOptions: every case is read and checked once up front (so a bad file stops
- * the run before training, and `data`, `train` and `eval` see the same patients), then split, and the train
- * and evaluation streams are built on demand.
+ * The whole data path from one set of data options, as the chain of stages load -> normalize -> augment ->
+ * batch: every case is read and checked once up front (so a bad file stops the run before training, and
+ * `data`, `train` and `eval` see the same patients), then split; the training and evaluation streams are
+ * built from the same stages on demand.
  */
 import { type BadCase, type CaseFiles, discoverLayout } from "../stages/acdc_layout.ts";
-import { augment } from "../stages/augment.ts";
+import { augment, resolveAugment } from "../stages/augment.ts";
 import { type Batch, batch, disposeBatch } from "../stages/batch.ts";
-import { badCaseOf, handleBadCase, isBadCaseError, loadVolume } from "../stages/load.ts";
-import { channelsAreCopies, expandChannels, toOriginalVolume, volumeSlices } from "../stages/normalize.ts";
-import type { Phase, SliceItem, Volume } from "../stages/volume.ts";
-import { type DataConfig, type DataOptions, resolveDataOptions } from "./data_options.ts";
-import { map, pipe } from "./pipe.ts";
-import { prefetch } from "./prefetch.ts";
-import { Rng } from "./rng.ts";
-import { type LabelledSubset, labelledSubset, type Split, splitPatients } from "./splits.ts";
+import { handleBadCase, loadVolumes } from "../stages/load.ts";
+import { channelsAreCopies, expandChannels, normalize, toOriginalVolume, volumeSlices } from "../stages/normalize.ts";
+import { collect, map, pipe } from "../stages/pipe.ts";
+import { prefetch } from "../stages/prefetch.ts";
+import {
+  type EvalPatient,
+  type EvalVolume,
+  NUM_CLASSES,
+  type Phase,
+  type SliceItem,
+  type Volume,
+} from "../stages/volume.ts";
+import { Rng } from "../engine/rng.ts";
+import { type DataOptions, dataOptions } from "./config.ts";
+import { FOLDS, type LabelledSubset, labelledSubset, type Split, splitPatients } from "./splits.ts";
 
 /** What the up-front check learnt about a volume (its voxels are not kept). */
 export interface VolumeInfo {
@@ -28,22 +36,6 @@ export interface VolumeInfo {
   files: { image: string; label: string };
 }
 
-/** One evaluation volume: original grid (for per-frame metrics at full resolution) and model-grid slices. */
-export interface EvalVolume {
-  /** Image and label on the original grid, with spacing and affine. */
-  volume: Volume;
-  /** Every slice in z order at imageSize, unaugmented; `label` is the model-grid ground truth. */
-  slices: SliceItem[];
-  /** Model-grid predictions (one [S, S] map per slice, z order) back to the original grid: [Z, Y, X]. */
-  toOriginal(labelMaps: Uint8Array[]): Uint8Array;
-}
-
-/** A patient's evaluation volumes, ED first then ES (REFERENCE 5 stacks them into one pseudo-volume). */
-export interface EvalPatient {
-  patient: string;
-  volumes: EvalVolume[];
-}
-
 export type Part = "train" | "val" | "test";
 
 /** What a run saves so its data can be rebuilt exactly. */
@@ -54,7 +46,7 @@ export interface SplitRecord {
   fold: number;
   folds: number;
   trainPatients: number | "all";
-  framesMode: DataOptions["framesMode"];
+  framesMode: DataOptions["trainUnit"];
   train: string[];
   val: string[];
   test: string[];
@@ -128,12 +120,24 @@ function byPhaseThenId(a: { id: string; phase?: Phase }, b: { id: string; phase?
   return pa - pb || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
+const infoOf = (v: Volume): VolumeInfo => ({
+  id: v.id,
+  patient: v.patient,
+  ...(v.phase ? { phase: v.phase } : {}),
+  dims: v.dims,
+  spacing: v.spacing,
+  labelVoxels: v.labelVoxels,
+  slices: v.shape[2],
+  files: v.files,
+});
+
 /** Reads and checks every case, splits the patients, and returns the data path for training and evaluation. */
 export async function buildDataset(
-  config: DataConfig | DataOptions,
+  given: Partial<DataOptions> & { data: string },
   hooks: BuildHooks = {},
 ): Promise<Dataset> {
-  const options = resolveDataOptions(config as DataConfig);
+  const options = dataOptions(given);
+  const augmentation = options.augment === false ? null : resolveAugment(options.augment);
   const onSkip = hooks.onSkip ?? ((m: string) => console.error(m));
   const layout = await discoverLayout(options.data);
   const skipped: BadCase[] = [];
@@ -141,31 +145,10 @@ export async function buildDataset(
     handleBadCase(b, options.onBadCase, onSkip);
     skipped.push(b);
   }
+  // The check pass: every case through the load stage once; bad ones fail or are skipped per the policy.
+  const check = loadVolumes({ numClasses: NUM_CLASSES, onBadCase: options.onBadCase, onSkip, skipped });
   const infos: VolumeInfo[] = [];
-  const caseById = new Map<string, CaseFiles>();
-  for (const c of layout.cases) {
-    let v: Volume;
-    try {
-      v = await loadVolume(c, options);
-    } catch (err) {
-      if (!isBadCaseError(err)) throw err;
-      const b = badCaseOf(c, err);
-      handleBadCase(b, options.onBadCase, onSkip);
-      skipped.push(b);
-      continue;
-    }
-    caseById.set(c.id, c);
-    infos.push({
-      id: v.id,
-      patient: v.patient,
-      ...(v.phase ? { phase: v.phase } : {}),
-      dims: v.dims,
-      spacing: v.spacing,
-      labelVoxels: v.labelVoxels,
-      slices: v.shape[2],
-      files: v.files,
-    });
-  }
+  for await (const v of pipe(layout.cases, check)) infos.push(infoOf(v));
   infos.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const byPatient = new Map<string, VolumeInfo[]>();
   for (const v of infos) byPatient.set(v.patient, [...(byPatient.get(v.patient) ?? []), v]);
@@ -180,7 +163,7 @@ export async function buildDataset(
   const labelled = labelledSubset(
     split.train,
     options.trainPatients,
-    options.framesMode,
+    options.trainUnit,
     (p) => byPatient.get(p)!.map((v) => v.id),
   );
   const slicesById = new Map(infos.map((v) => [v.id, v.slices]));
@@ -192,34 +175,27 @@ export async function buildDataset(
     test: slicesOf(volumeIdsOf(split.test)),
   };
   const norm = { imageSize: options.imageSize, normalization: options.normalization };
-  const load = (id: string) => loadVolume(caseById.get(id)!, options);
+  // Later passes read cases that passed the check: a failure now (a file changed underneath) stops the run.
+  const caseById = new Map(layout.cases.map((c) => [c.id, c]));
+  const load = () => loadVolumes({ numClasses: NUM_CLASSES, onBadCase: "fail" });
+  const casesOf = (ids: string[]): CaseFiles[] => ids.map((id) => caseById.get(id)!);
 
   // The pool keeps one channel when the channels are copies (3x less memory for large labelled sets).
   const poolChannels = channelsAreCopies(options.normalization) ? 1 : 3;
   let pool: Promise<SliceItem[]> | undefined;
   const trainPool = () =>
-    pool ??= (async () => {
-      const out: SliceItem[] = [];
-      for (const id of labelled.volumes) {
-        out.push(
-          ...volumeSlices(await load(id), { ...norm, channels: poolChannels }),
-        );
-      }
-      return out;
-    })();
+    pool ??= collect(pipe(casesOf(labelled.volumes), load(), normalize({ ...norm, channels: poolChannels })));
 
   async function* trainSlices(rng: Rng): AsyncIterable<SliceItem> {
     const order = rng.fork("order").shuffle(await trainPool());
     const slices = pipe(order, map((s: SliceItem) => expandChannels(s, 3))); // lazily: one copy in flight
-    if (!options.augment) return yield* slices;
-    yield* augment(rng.fork("augment"), options.augment)(slices);
+    yield* augmentation ? augment(rng.fork("augment"), augmentation)(slices) : slices;
   }
 
   async function* evalPatients(part: Part): AsyncIterable<EvalPatient> {
     for (const patient of split[part]) {
       const volumes: EvalVolume[] = [];
-      for (const info of byPatient.get(patient)!) {
-        const volume = await load(info.id);
+      for await (const volume of pipe(casesOf(byPatient.get(patient)!.map((v) => v.id)), load())) {
         const slices = volumeSlices(volume, norm);
         volumes.push({ volume, slices, toOriginal: (maps) => toOriginalVolume(maps, slices) });
       }
@@ -270,9 +246,9 @@ export async function buildDataset(
       layout: layout.kind,
       seed: options.seed,
       fold: options.fold,
-      folds: options.folds,
+      folds: FOLDS,
       trainPatients: options.trainPatients,
-      framesMode: options.framesMode,
+      framesMode: options.trainUnit,
       train: split.train,
       val: split.val,
       test: split.test,

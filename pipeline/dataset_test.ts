@@ -3,9 +3,8 @@ import { disposeBatch } from "../stages/batch.ts";
 import type { SliceItem } from "../stages/volume.ts";
 import { testVolume, writeCase, writeTestAcdc } from "../stages/test_volume.ts";
 import { buildDataset } from "./dataset.ts";
-import { resolveDataOptions } from "./data_options.ts";
-import { collect } from "./pipe.ts";
-import { tf } from "./tf.ts";
+import { collect } from "../stages/pipe.ts";
+import { tf } from "../engine/tf.ts";
 
 /** One 10-patient set (20 x 16 x 3 voxels) shared by the tests below. */
 const root = await Deno.makeTempDir();
@@ -44,7 +43,7 @@ Deno.test("dataset: splits are stable for a seed and differ across seeds and fol
   assert.deepEqual(a.split, b.split);
   assert.notDeepEqual(a.split.train, c.split.train);
   assert.notDeepEqual(a.split.train, d.split.train);
-  const frames = await buildDataset({ ...base, seed: 7, framesMode: "frames", trainPatients: 3 });
+  const frames = await buildDataset({ ...base, seed: 7, trainUnit: "frames", trainPatients: 3 });
   assert.deepEqual(frames.labelled.volumes, [
     `${a.split.train[0]}_frame01`,
     `${a.split.train[1]}_frame12`,
@@ -105,21 +104,6 @@ Deno.test("dataset: eval patients give ED then ES slices and map labels back to 
     }
   }
   assert.deepEqual(seen, ds.split.test);
-});
-
-Deno.test("resolveDataOptions: defaults and named errors", () => {
-  const o = resolveDataOptions({ data: "x" });
-  assert.deepEqual(
-    [o.seed, o.fold, o.trainPatients, o.imageSize, o.normalization, o.onBadCase, o.framesMode],
-    [0, 0, 5, 224, "zscore", "fail", "patients"],
-  );
-  assert.equal(o.augment?.elastic.p, 1);
-  assert.equal(resolveDataOptions({ data: "x", augment: false }).augment, null);
-  assert.throws(() => resolveDataOptions({ data: "x", fold: 5 }), /--fold: 5/);
-  assert.throws(() => resolveDataOptions({ data: "x", onBadCase: "ignore" as never }), /--on-bad-case/);
-  assert.throws(() => resolveDataOptions({ data: "x", normalization: "clahe" as never }), /normalization/);
-  assert.throws(() => resolveDataOptions({ data: "x", wat: 1 } as never), /data option wat: unknown/);
-  assert.throws(() => resolveDataOptions({ data: "" }), /--data/);
 });
 
 Deno.test("dataset: a flat folder of X + X_gt pairs groups <p>_frameNN into patients", async () => {

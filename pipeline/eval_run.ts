@@ -5,12 +5,24 @@
  */
 import { sha256File } from "../model/checkpoint.ts";
 import { createLoraMedNet, type LoraMedNet } from "../model/loramednet.ts";
-import { type BackendName, selectBackend } from "./backend.ts";
-import { applyOptions, PAPER_DEFAULTS, type TrainConfig } from "./config.ts";
+import { type BackendName, selectBackend } from "../engine/backend.ts";
+import { applyOptions, dataOf, PAPER_DEFAULTS, TRAIN_OPTIONS, type TrainConfig } from "./config.ts";
+import { oneOf, path } from "./option_schema.ts";
 import { buildDataset, type Dataset, type Part } from "./dataset.ts";
-import { CheckpointError, exists, loadTrainable, readJson, RUN_FILES, writeJson } from "./run_dir.ts";
+import { CheckpointError } from "../model/checkpoint.ts";
+import { NUM_CLASSES } from "../stages/volume.ts";
+import { exists, loadTrainable, readJson, RUN_FILES, writeJson } from "./run_dir.ts";
 import type { RunRecord } from "./train_run.ts";
 import { type EvalResult, evaluate } from "../stages/evaluate.ts";
+
+/** The options of every command that opens a trained run (eval, predict, and the server's predict). */
+export const OPEN_RUN_OPTIONS = {
+  run: path,
+  /** The last epoch's weights (the paper's choice) or best/ (highest validation Dice). */
+  weights: oneOf(["final", "best"]),
+  /** Default: the backend the run trained with. */
+  backend: TRAIN_OPTIONS.backend.optional(),
+};
 
 export interface OpenedRun {
   dir: string;
@@ -48,7 +60,7 @@ export async function openRun(
       );
     }
   }
-  await selectBackend(opts.backend ?? config.backend, {}, log);
+  const choice = await selectBackend(opts.backend ?? config.backend, {}, log);
   const weights = opts.weights ?? "final";
   const path = weights === "best"
     ? `${dir}/${RUN_FILES.best}/${RUN_FILES.trainable}`
@@ -58,7 +70,8 @@ export async function openRun(
     ...config,
     method: config.method as "loramednet" | "cnn-head",
     weights: base?.path ?? null,
-    numClasses: 4,
+    numClasses: NUM_CLASSES,
+    maxBindingBytes: choice.maxBindingBytes,
   });
   try {
     model.importTrainable(trained.tensors, path);
@@ -73,18 +86,7 @@ export async function openRun(
 /** The run's data path, optionally on another data folder (same split rules and seed). */
 export async function runDataset(run: OpenedRun, data?: string, log?: (l: string) => void): Promise<Dataset> {
   const c = run.config;
-  return await buildDataset({
-    data: data ?? c.data!,
-    seed: c.seed,
-    fold: c.fold,
-    trainPatients: c.trainPatients,
-    framesMode: c.trainUnit,
-    imageSize: c.imageSize,
-    normalization: c.normalization,
-    augment: false,
-    onBadCase: c.onBadCase,
-    numClasses: 4,
-  }, { onSkip: log });
+  return await buildDataset({ ...dataOf(c), data: data ?? c.data!, augment: false }, { onSkip: log });
 }
 
 /** Evaluates a split of a run and merges the result into its metrics.json under that split's name. */

@@ -4,51 +4,7 @@
  */
 import cliProgress from "cli-progress";
 import process from "node:process";
-
-export interface DiceScores {
-  RV: number;
-  Myo: number;
-  LV: number;
-  avg: number;
-}
-
-/** One optimizer step (epoch and step 1-based). */
-export interface ProgressEvent {
-  type: "progress";
-  epoch: number;
-  epochs: number;
-  step: number;
-  steps: number;
-  global_step: number;
-  loss: number;
-  lr: number;
-  elapsed_s: number;
-  eta_s: number;
-}
-
-/** End-of-epoch validation. */
-export interface ValidationEvent {
-  type: "validation";
-  epoch: number;
-  dice: DiceScores;
-  /** Whether this epoch became best/. */
-  best: boolean;
-}
-
-export interface CheckpointEvent {
-  type: "checkpoint";
-  epoch: number;
-}
-
-export interface DoneEvent {
-  type: "done";
-  epoch: number;
-  elapsed_s: number;
-  /** True when training stopped early on request (the last checkpoint is kept). */
-  cancelled: boolean;
-}
-
-export type TrainEvent = ProgressEvent | ValidationEvent | CheckpointEvent | DoneEvent;
+import type { DiceScores, ProgressEvent, TrainEvent } from "../stages/train_events.ts";
 
 /** 75 -> "1m15s", 3725 -> "1h02m05s". */
 export function formatDuration(seconds: number): string {

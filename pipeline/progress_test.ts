@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { formatDuration, ProgressReporter, type TrainEvent } from "./progress.ts";
+import { formatDuration, ProgressReporter } from "./progress.ts";
+import type { TrainEvent } from "../stages/train_events.ts";
 
 const progress = (step: number): TrainEvent => ({
   type: "progress",

@@ -6,10 +6,8 @@
 import { readSafetensorsWithMetadata, writeSafetensors } from "../io/safetensors.ts";
 import { writeAll, writeAtomic } from "../io/file_io.ts";
 import type { HostTensor } from "../io/host_tensor.ts";
-import type { ScheduleState } from "./optimizer.ts";
 import { CheckpointError } from "../model/checkpoint.ts";
-
-export { CheckpointError };
+import type { Checkpoint, TrainSink, TrainState } from "../stages/train_sink.ts";
 
 export const RUN_FILES = {
   config: "config.json",
@@ -20,22 +18,6 @@ export const RUN_FILES = {
   metrics: "metrics.json",
   best: "best",
 } as const;
-
-/** What --resume needs besides the weights: the run continues as if never stopped. */
-export interface TrainState {
-  /** Completed epochs (the next epoch to run, 0-based). */
-  epoch: number;
-  /** Optimizer steps taken so far. */
-  step: number;
-  lr: number;
-  schedule: ScheduleState;
-  /** The run's root random generator state (data order and augmentation fork from it per epoch). */
-  rng: number[];
-  /** Best validation Dice so far and its epoch (1-based), kept in best/. */
-  best: { epoch: number; dice: number } | null;
-  /** Seconds spent training so far (for the ETA after a resume). */
-  elapsedS: number;
-}
 
 const enc = new TextEncoder();
 
@@ -78,12 +60,6 @@ export async function cleanStaged(dir: string): Promise<void> {
       await Deno.remove(`${dir}/${e.name}`).catch(() => {});
     }
   }
-}
-
-export interface Checkpoint {
-  trainable: Map<string, HostTensor>;
-  optimizer: Map<string, HostTensor>;
-  state: TrainState;
 }
 
 /**
@@ -193,4 +169,13 @@ export async function loadTrainable(
   } catch (err) {
     throw new CheckpointError(`${path}: ${(err as Error).message}`);
   }
+}
+
+/** The training loop's sink for a run directory; meta is stamped into every trainable.safetensors. */
+export function runDirSink(dir: string, meta: Record<string, string> = {}): TrainSink {
+  return {
+    log: (record) => appendLog(dir, record),
+    saveBest: (trainable, best) => saveBest(dir, trainable, best, meta),
+    saveCheckpoint: (ck) => saveCheckpoint(dir, ck, meta),
+  };
 }

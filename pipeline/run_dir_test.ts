@@ -4,12 +4,14 @@ import {
   appendLog,
   cleanStaged,
   loadCheckpoint,
+  loadTrainable,
   RUN_FILES,
   saveBest,
   saveCheckpoint,
-  type TrainState,
+  runDirSink,
   truncateLog,
 } from "./run_dir.ts";
+import type { TrainState } from "../stages/train_sink.ts";
 
 const state = (epoch: number): TrainState => ({
   epoch,
@@ -63,4 +65,27 @@ Deno.test("log truncation keeps records up to the resumed epoch; staged leftover
   await saveBest(dir, tensors(5), { epoch: 2, dice: 0.9 });
   assert.deepEqual(JSON.parse(await Deno.readTextFile(`${dir}/best/state.json`)), { epoch: 2, dice: 0.9 });
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("runDirSink: the training loop's records, best weights and checkpoints land as run files", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const sink = runDirSink(dir, { method: "loramednet" });
+    await sink.log({ type: "step", epoch: 1, step: 1 });
+    await sink.log({ type: "epoch", epoch: 1 });
+    await sink.saveBest(tensors(1), { epoch: 1, dice: 0.5 });
+    await sink.saveCheckpoint({ trainable: tensors(1), optimizer: tensors(2), state: state(1) });
+    const log = (await Deno.readTextFile(`${dir}/${RUN_FILES.log}`)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(log.map((r) => r.type), ["step", "epoch"]);
+    assert.deepEqual(JSON.parse(await Deno.readTextFile(`${dir}/${RUN_FILES.best}/${RUN_FILES.state}`)), {
+      epoch: 1,
+      dice: 0.5,
+    });
+    const ck = await loadCheckpoint(dir);
+    assert.equal(ck.state.epoch, 1);
+    const best = await loadTrainable(`${dir}/${RUN_FILES.best}/${RUN_FILES.trainable}`);
+    assert.equal(best.metadata.method, "loramednet");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -2,17 +2,19 @@
  * Patient-level splits as in the Hu/Xu/Shi code (independent seeded shuffles per fold, 70/15/15) and the
  * label-efficient subset (the first N training patients), so every run can report and save its patient IDs.
  */
-import { DataError } from "./data_error.ts";
-import { Rng } from "./rng.ts";
+import { DataError } from "../errors.ts";
+import { Rng } from "../engine/rng.ts";
+
+/** How many independent seeded shuffles of the patients `--fold` chooses from. */
+export const FOLDS = 5;
 
 /** How many labelled volumes "N" means: N patients with both frames (default, REFERENCE 7.1) or N frames. */
 export type FramesMode = "patients" | "frames";
 
 export interface SplitOptions {
   seed: number;
-  /** Which of `folds` independent shuffles to use, 0-based. */
+  /** Which of the FOLDS independent shuffles to use, 0-based (checked where options are read). */
   fold: number;
-  folds?: number;
   /** Fractions of patients for val and test; train gets the rest. */
   valFraction?: number;
   testFraction?: number;
@@ -32,11 +34,10 @@ export interface Split {
  * patient lands in exactly one part. Folds are independent shuffles, as create_acdc_folds does, not k-fold CV.
  */
 export function splitPatients(patients: readonly string[], opts: SplitOptions): Split {
-  const folds = opts.folds ?? 5;
   const valFraction = opts.valFraction ?? 0.15;
   const testFraction = opts.testFraction ?? 0.15;
-  if (!Number.isInteger(opts.fold) || opts.fold < 0 || opts.fold >= folds) {
-    throw new DataError(`--fold: ${opts.fold} is not an integer in 0..${folds - 1}`);
+  if (!Number.isInteger(opts.fold) || opts.fold < 0 || opts.fold >= FOLDS) {
+    throw new RangeError(`fold ${opts.fold} is not in 0..${FOLDS - 1}`);
   }
   if (!(valFraction > 0 && testFraction > 0 && valFraction + testFraction < 1)) {
     throw new DataError(
@@ -81,9 +82,6 @@ export function labelledSubset(
   mode: FramesMode,
   volumesOf: (patient: string) => string[],
 ): LabelledSubset {
-  if (count !== "all" && (!Number.isInteger(count) || count < 1)) {
-    throw new DataError(`--train-patients: ${count} is not an integer >= 1 or "all"`);
-  }
   const n = count === "all" ? train.length : count;
   if (n > train.length) {
     throw new DataError(`--train-patients ${n}: the training split has only ${train.length} patients`);

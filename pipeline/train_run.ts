@@ -1,31 +1,35 @@
 /**
  * A whole training run from a resolved config: backend, model, data (the demo's phantoms when no data is
- * given), the run directory, training with resume, and the final test evaluation. `deno task train` and the
- * server's POST /api/runs both call runTraining.
+ * given), the run directory, the training loop (stages/train.ts) with resume, and the final test evaluation.
+ * `deno task train` (cli/train.ts) and, next, the server's POST /api/runs both call runTraining.
  */
-import { tf } from "../pipeline/tf.ts";
+import { tf } from "../engine/tf.ts";
 import { type BuildOptions, createLoraMedNet, LoraMedNet, loraMedNetSpec } from "../model/loramednet.ts";
 import { cnnHeadParamCount } from "../model/heads/cnn_head.ts";
 import { loraParamCount } from "../model/lora.ts";
 import { ceDiceLoss } from "../model/losses.ts";
 import { initSamParams, samParamShapes } from "../model/sam/params.ts";
-import { type BackendChoice, selectBackend } from "./backend.ts";
-import { ConfigError, toOptionValues, type TrainConfig } from "./config.ts";
+import { type BackendChoice, selectBackend } from "../engine/backend.ts";
+import { ConfigError } from "../errors.ts";
+import { dataOf, type TrainConfig } from "./config.ts";
+import { toOptionValues } from "./option_schema.ts";
+import { NUM_CLASSES } from "../stages/volume.ts";
 import { buildDataset, type Dataset } from "./dataset.ts";
-import { Adam, LrSchedule } from "./optimizer.ts";
-import type { DiceScores, TrainEvent } from "./progress.ts";
+import { Adam, LrSchedule } from "../engine/optimizer.ts";
+import type { DiceScores, TrainEvent } from "../stages/train_events.ts";
 import {
   cleanStaged,
   exists,
   loadCheckpoint,
   loadTrainable,
   RUN_FILES,
-  type TrainState,
+  runDirSink,
   truncateLog,
   writeJson,
 } from "./run_dir.ts";
 import { type EvalResult, evaluate } from "../stages/evaluate.ts";
 import { train } from "../stages/train.ts";
+import type { TrainState } from "../stages/train_sink.ts";
 import { makeDemoData } from "./demo_data.ts";
 
 /** Kernels one training step runs, found by profiling a micro model of the same method on the cpu backend. */
@@ -42,7 +46,7 @@ export async function trainingKernels(
     imageSize: 12,
     encoderSize: null,
     headTopChannel: 1,
-    numClasses: 4,
+    numClasses: NUM_CLASSES,
     seed: 0,
   });
   // Same ops at toy sizes: 2x2 tokens (plus window padding when the window is bigger), one image.
@@ -135,10 +139,11 @@ export async function runTraining(
   opts: RunOptions = {},
 ): Promise<RunResult | { trainable_params: number; frozen_params: number }> {
   const log = opts.log ?? ((l: string) => console.error(l));
-  const build = { ...cfg, method: cfg.method as "loramednet" | "cnn-head", numClasses: 4 };
+  const build: BuildOptions = { ...cfg, method: cfg.method as "loramednet" | "cnn-head", numClasses: NUM_CLASSES };
   if (opts.dryRun) return await dryRun(build, cfg.backend, log);
   const kernels = await trainingKernels(cfg);
   const choice: BackendChoice = await selectBackend(cfg.backend, { kernels }, log);
+  build.maxBindingBytes = choice.maxBindingBytes;
   const dir = cfg.out ?? defaultOut(cfg);
   const fresh = !(await Deno.stat(dir).then(() => true, () => false));
   await Deno.mkdir(dir, { recursive: true });
@@ -146,18 +151,7 @@ export async function runTraining(
   // Bad data or weights found while setting up must not leave an empty run directory behind.
   const setup = async () => {
     const dataDir = cfg.data ?? await makeDemoData(`${dir}/phantoms`, cfg.demoPatients, cfg.seed, log);
-    const data = await buildDataset({
-      data: dataDir,
-      seed: cfg.seed,
-      fold: cfg.fold,
-      trainPatients: cfg.trainPatients,
-      framesMode: cfg.trainUnit,
-      imageSize: cfg.imageSize,
-      normalization: cfg.normalization,
-      augment: cfg.augment,
-      onBadCase: cfg.onBadCase,
-      numClasses: 4,
-    }, { onSkip: log });
+    const data = await buildDataset({ ...dataOf(cfg), data: dataDir }, { onSkip: log });
     log(
       `data: ${data.root} (${data.layout}); train patients ${data.labelled.patients.join(", ")}; ` +
         `${data.sliceCounts.train} training slices, ${data.split.val.length} val and ${data.split.test.length} test patients`,
@@ -213,7 +207,7 @@ export async function runTraining(
     }
     const counts = model.counts();
     const record: RunRecord = {
-      options: { ...toOptionValues(cfg), data: dataDir, out: dir },
+      options: toOptionValues({ ...cfg, data: dataDir, out: dir }),
       method: cfg.method,
       backend: {
         name: choice.backend,
@@ -234,10 +228,9 @@ export async function runTraining(
       schedule,
       epochs: cfg.epochs,
       batchSize: cfg.batchSize,
-      dir,
+      sink: runDirSink(dir, meta),
       state,
       logEvery: cfg.logEvery,
-      meta,
       signal: opts.signal,
       validate: () => validationDice(model, data, cfg.batchSize),
     });

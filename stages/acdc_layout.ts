@@ -4,7 +4,7 @@
  * rather than exceptions so the caller's --on-bad-case policy decides.
  */
 import { join } from "node:path";
-import { DataError } from "../pipeline/data_error.ts";
+import { DataError } from "../errors.ts";
 import type { Phase } from "./volume.ts";
 
 /** One labelled volume on disk. */

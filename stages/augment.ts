@@ -3,9 +3,9 @@
  * Hu code's defaults; image and label share every draw, and each transform draws from its own keyed stream so
  * switching one off leaves the others' draws unchanged.
  */
-import { DataError } from "../pipeline/data_error.ts";
-import type { Stage } from "../pipeline/pipe.ts";
-import type { Rng } from "../pipeline/rng.ts";
+import { DataError } from "../errors.ts";
+import type { Stage } from "./pipe.ts";
+import type { Rng } from "../engine/rng.ts";
 import { elasticOffsets, spatialTransform } from "./spatial.ts";
 import type { SliceItem } from "./volume.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { collect, pipe } from "../pipeline/pipe.ts";
-import { Rng } from "../pipeline/rng.ts";
+import { collect, pipe } from "./pipe.ts";
+import { Rng } from "../engine/rng.ts";
 import { augment, type AugmentConfig, augmentSlice, DEFAULT_AUGMENT, resolveAugment } from "./augment.ts";
 import { boxWidths, smoothField, smoothNoise, smoothNoiseExact } from "./spatial.ts";
 import type { SliceItem } from "./volume.ts";

@@ -2,8 +2,8 @@
  * Slices -> batches of tensors: the one stage that makes tensors. Ownership passes to the consumer, which must
  * call disposeBatch (or dispose image and label) in a `finally`.
  */
-import type { Stage } from "../pipeline/pipe.ts";
-import { tf } from "../pipeline/tf.ts";
+import type { Stage } from "./pipe.ts";
+import { tf } from "../engine/tf.ts";
 import type { SliceItem } from "./volume.ts";
 
 export interface Batch {

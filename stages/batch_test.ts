@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { collect, pipe } from "../pipeline/pipe.ts";
-import { prefetch } from "../pipeline/prefetch.ts";
-import { tf } from "../pipeline/tf.ts";
+import { collect, pipe } from "./pipe.ts";
+import { prefetch } from "./prefetch.ts";
+import { tf } from "../engine/tf.ts";
 import { batch, disposeBatch, makeBatch, stackSlices } from "./batch.ts";
 import type { SliceItem } from "./volume.ts";
 import { testSlice } from "./test_volume.ts";

@@ -3,16 +3,12 @@
  * grid, 3D Dice per class with empty vs empty = 1, mean over patients, then over RV/Myo/LV) and, beyond it,
  * per-frame Dice and HD95 in millimetres on each volume's original grid.
  */
-import { tf } from "../pipeline/tf.ts";
 import type { Segmenter } from "../model/segmenter.ts";
-import type { EvalPatient } from "../pipeline/dataset.ts";
-import type { DiceScores } from "../pipeline/progress.ts";
-import { stackSlices } from "./batch.ts";
 import { dice, hd95 } from "./metrics.ts";
-import type { SliceItem } from "./volume.ts";
+import { predictSlices } from "./predict_slices.ts";
+import type { DiceScores } from "./train_events.ts";
+import { CLASS_NAMES, type ClassName, type EvalPatient } from "./volume.ts";
 
-export const CLASS_NAMES = ["RV", "Myo", "LV"] as const;
-type ClassName = typeof CLASS_NAMES[number];
 type PerClass<T> = Record<ClassName, T>;
 
 export interface FrameMetrics {
@@ -32,30 +28,6 @@ export interface EvalResult {
   frames?: FrameMetrics[];
   /** Means over frames; HD95 over the frames where it is defined, with how many were not. */
   frame_mean?: { dice: DiceScores; hd95: PerClass<number | null>; hd95_undefined: PerClass<number> };
-}
-
-/** Argmax label maps ([S*S] each, slice order) for slices, run in batches; no tensors outlive the call. */
-export async function predictSlices(
-  model: Segmenter,
-  slices: SliceItem[],
-  batchSize: number,
-): Promise<Uint8Array[]> {
-  const out: Uint8Array[] = [];
-  for (let i = 0; i < slices.length; i += batchSize) {
-    const part = slices.slice(i, i + batchSize);
-    const { shape, image } = stackSlices(part);
-    const labels = tf.tidy(() => tf.argMax(model.forward(tf.tensor4d(image, shape)), -1)); // [b, S, S] int32
-    try {
-      const data = (await labels.data()) as Int32Array;
-      const plane = shape[1] * shape[2];
-      for (let b = 0; b < part.length; b++) {
-        out.push(Uint8Array.from(data.subarray(b * plane, (b + 1) * plane)));
-      }
-    } finally {
-      labels.dispose();
-    }
-  }
-  return out;
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

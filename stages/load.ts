@@ -4,9 +4,9 @@
  * run (exit 2 naming the file) or skips the case with a message.
  */
 import { readNifti } from "../io/nifti.ts";
-import type { NiftiVolume } from "../io/nifti.ts";
-import { DataError } from "../pipeline/data_error.ts";
-import type { Stage } from "../pipeline/pipe.ts";
+import { NiftiError, type NiftiVolume } from "../io/nifti.ts";
+import { DataError } from "../errors.ts";
+import type { Stage } from "./pipe.ts";
 import type { BadCase, CaseFiles } from "./acdc_layout.ts";
 import type { Volume } from "./volume.ts";
 
@@ -106,7 +106,7 @@ export async function loadVolume(c: CaseFiles, opts: LoadOptions): Promise<Volum
 
 /** True for the errors that mean "this case's files are bad" (as opposed to a bug or an I/O failure). */
 export function isBadCaseError(err: unknown): err is Error {
-  return err instanceof Error && (err.name === "DataError" || err.name === "NiftiError");
+  return err instanceof DataError || err instanceof NiftiError;
 }
 
 /** The problem text without a leading "<file>: ", for BadCase records. */

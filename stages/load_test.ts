@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { collect, pipe } from "../pipeline/pipe.ts";
+import { collect, pipe } from "./pipe.ts";
 import { discoverLayout, parseInfoCfg } from "./acdc_layout.ts";
 import type { BadCase } from "./acdc_layout.ts";
 import { loadVolume, loadVolumes } from "./load.ts";

@@ -2,13 +2,13 @@
  * Volume -> model-ready slices: per-volume intensity normalisation (REFERENCE 7.2), grey to 3 channels, and
  * resize to the model grid (7.3), keeping the original grid so predictions can be mapped back.
  */
-import type { Stage } from "../pipeline/pipe.ts";
+import type { Stage } from "./pipe.ts";
 import { resizeBilinear, resizeNearest } from "./resize.ts";
 import type { SliceItem, Volume } from "./volume.ts";
 
 /** zscore: paper default; sam: 0..255 then SAM's pixel mean/std (ablation); minmax: [0, 1] as MedSAM/Hu. */
-export type Normalization = "zscore" | "sam" | "minmax";
-export const NORMALIZATIONS: readonly Normalization[] = ["zscore", "sam", "minmax"];
+export const NORMALIZATIONS = ["zscore", "sam", "minmax"] as const;
+export type Normalization = typeof NORMALIZATIONS[number];
 
 /** SAM's RGB pixel statistics on the 0..255 scale (segment_anything Sam.pixel_mean / pixel_std). */
 export const SAM_PIXEL_MEAN = [123.675, 116.28, 103.53];

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { collect, pipe } from "../pipeline/pipe.ts";
+import { collect, pipe } from "./pipe.ts";
 import {
   channelsAreCopies,
   expandChannels,
@@ -12,7 +12,7 @@ import {
   volumeSlices,
 } from "./normalize.ts";
 import { resizeBilinear, resizeNearest } from "./resize.ts";
-import { Rng } from "../pipeline/rng.ts";
+import { Rng } from "../engine/rng.ts";
 import { testVolume } from "./test_volume.ts";
 
 const close = (a: number, b: number, tol = 1e-4) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));

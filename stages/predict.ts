@@ -4,8 +4,8 @@
  */
 import { type NiftiVolume, readNifti, writeNifti } from "../io/nifti.ts";
 import type { Segmenter } from "../model/segmenter.ts";
-import { DataError } from "../pipeline/data_error.ts";
-import { predictSlices } from "./evaluate.ts";
+import { DataError } from "../errors.ts";
+import { predictSlices } from "./predict_slices.ts";
 import { type Normalization, toOriginalVolume, volumeSlices } from "./normalize.ts";
 import type { Volume } from "./volume.ts";
 

@@ -2,7 +2,7 @@
  * The spatial part of augmentation as batchgenerators' SpatialTransform does it (elastic offsets, rotation and
  * scaling of centred sampling coordinates, edge clamping), applied to image and label with one coordinate map.
  */
-import type { Rng } from "../pipeline/rng.ts";
+import type { Rng } from "../engine/rng.ts";
 
 /** Box widths whose three successive passes approximate a Gaussian of the given sigma. */
 export function boxWidths(sigma: number, passes = 3): number[] {

@@ -1,6 +1,6 @@
 /** Small synthetic volumes for the data-stage unit tests (deterministic, no files). */
 import { geometryFromAffine, writeNifti } from "../io/nifti.ts";
-import { Rng } from "../pipeline/rng.ts";
+import { Rng } from "../engine/rng.ts";
 import type { SliceItem, Volume } from "./volume.ts";
 
 /** A volume of shape [X, Y, Z] with a ramp-plus-noise image and a few concentric label discs per slice. */

@@ -1,15 +1,17 @@
 /**
- * The training stage: consumes each epoch's batches, steps the optimizer, and yields progress events; at each
- * epoch's end it applies the learning-rate rule, validates, keeps best/, and checkpoints the run directory so
- * --resume continues exactly where the last complete epoch ended.
+ * The training loop (the train stage): consumes each epoch's batches, steps the optimizer and yields progress
+ * events; at each epoch's end it applies the learning-rate rule, validates, and hands the best weights and a
+ * checkpoint to its sink so --resume continues exactly where the last complete epoch ended. The whole run
+ * around it (backend, model, data, run directory, test scores) is pipeline/train_run.ts; the `deno task
+ * train` command line is cli/train.ts.
  */
-import { tf } from "../pipeline/tf.ts";
+import { tf } from "../engine/tf.ts";
 import { ceDiceLoss } from "../model/losses.ts";
 import type { Segmenter } from "../model/segmenter.ts";
-import type { Adam, LrSchedule } from "../pipeline/optimizer.ts";
-import type { DiceScores, TrainEvent } from "../pipeline/progress.ts";
-import type { Rng } from "../pipeline/rng.ts";
-import { appendLog, saveBest, saveCheckpoint, type TrainState } from "../pipeline/run_dir.ts";
+import type { Adam, LrSchedule } from "../engine/optimizer.ts";
+import type { DiceScores, TrainEvent } from "./train_events.ts";
+import type { Rng } from "../engine/rng.ts";
+import type { TrainSink, TrainState } from "./train_sink.ts";
 import { type Batch, disposeBatch } from "./batch.ts";
 
 /** What training needs from the data path (pipeline/dataset.ts's Dataset satisfies it). */
@@ -28,15 +30,13 @@ export interface TrainOptions {
   schedule: LrSchedule;
   epochs: number;
   batchSize: number;
-  /** Run directory (checkpoints, log.jsonl, best/). */
-  dir: string;
+  /** Where log records, best weights and checkpoints go (a run directory in pipeline/run_dir.ts). */
+  sink: TrainSink;
   /** Where to start: a fresh state, or the one loaded for --resume. */
   state: TrainState;
   logEvery: number;
   /** Validation Dice of the current weights (mean over val patients, paper protocol). */
   validate: () => Promise<DiceScores>;
-  /** Metadata stamped into trainable.safetensors (method, preset, base weights...). */
-  meta?: Record<string, string>;
   loss?: (logits: tf.Tensor, labels: tf.Tensor) => tf.Scalar;
   /** Stop after the current step; the last complete epoch's checkpoint is kept. */
   signal?: AbortSignal;
@@ -62,7 +62,7 @@ export async function trainStep(
 
 /** Trains from opts.state.epoch to opts.epochs, yielding events; checkpoints after every epoch. */
 export async function* train(opts: TrainOptions): AsyncGenerator<TrainEvent> {
-  const { model, data, optimizer, schedule, epochs, batchSize, dir } = opts;
+  const { model, data, optimizer, schedule, epochs, batchSize, sink } = opts;
   const loss = opts.loss ?? ceDiceLoss;
   const state: TrainState = structuredClone(opts.state);
   const steps = Math.ceil(data.sliceCounts.train / batchSize);
@@ -99,7 +99,7 @@ export async function* train(opts: TrainOptions): AsyncGenerator<TrainEvent> {
         eta_s: perStep * ((epochs - epoch - 1) * steps + Math.max(0, steps - step)),
       };
       if (step % opts.logEvery === 0 || step === steps) {
-        await appendLog(dir, {
+        await sink.log({
           type: "step",
           epoch: epoch + 1,
           step,
@@ -128,9 +128,9 @@ export async function* train(opts: TrainOptions): AsyncGenerator<TrainEvent> {
     const trainable = await model.exportTrainable();
     if (isBest) {
       state.best = { epoch: epoch + 1, dice: dice.avg };
-      await saveBest(dir, trainable, state.best, opts.meta);
+      await sink.saveBest(trainable, state.best);
     }
-    await appendLog(dir, {
+    await sink.log({
       type: "epoch",
       epoch: epoch + 1,
       loss: last,
@@ -140,11 +140,11 @@ export async function* train(opts: TrainOptions): AsyncGenerator<TrainEvent> {
       elapsed_s: state.elapsedS,
     });
     yield { type: "validation", epoch: epoch + 1, dice, best: isBest };
-    await saveCheckpoint(dir, {
+    await sink.saveCheckpoint({
       trainable,
       optimizer: await optimizer.exportState(),
       state: { ...state, step: state.step },
-    }, opts.meta);
+    });
     yield { type: "checkpoint", epoch: epoch + 1 };
   }
   yield { type: "done", epoch: state.epoch, elapsed_s: elapsed(), cancelled: false };

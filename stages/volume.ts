@@ -1,5 +1,11 @@
 /** The items that travel through the data stages: whole volumes from load, 2D slices after normalize. */
 
+/** The foreground classes of ACDC, in label order (label 0 is background). */
+export const CLASS_NAMES = ["RV", "Myo", "LV"] as const;
+export type ClassName = typeof CLASS_NAMES[number];
+/** Labels are 0..NUM_CLASSES-1: background, RV, Myo, LV. */
+export const NUM_CLASSES = CLASS_NAMES.length + 1;
+
 /** ED (end-diastole) or ES (end-systole); absent for generic pairs that do not say. */
 export type Phase = "ED" | "ES";
 
@@ -43,4 +49,20 @@ export interface SliceItem {
   /** Original slice grid: rows = Y, columns = X of the volume. */
   originalHeight: number;
   originalWidth: number;
+}
+
+/** One evaluation volume: original grid (for per-frame metrics at full resolution) and model-grid slices. */
+export interface EvalVolume {
+  /** Image and label on the original grid, with spacing and affine. */
+  volume: Volume;
+  /** Every slice in z order at the model grid, unaugmented; `label` is the model-grid ground truth. */
+  slices: SliceItem[];
+  /** Model-grid predictions (one [S, S] map per slice, z order) back to the original grid: [Z, Y, X]. */
+  toOriginal(labelMaps: Uint8Array[]): Uint8Array;
+}
+
+/** A patient's evaluation volumes, ED first then ES (REFERENCE 5 stacks them into one pseudo-volume). */
+export interface EvalPatient {
+  patient: string;
+  volumes: EvalVolume[];
 }

@@ -241,9 +241,9 @@ Deno.test(
 Deno.test("data CLI: flag errors are one line and exit 2", async () => {
   for (
     const [args, message] of [
-      [[], /--data DIR is required/],
+      [[], /missing --data/],
       [["--data", "/nonexistent/acdc"], /\/nonexistent\/acdc: data folder not found/],
-      [["--data", ROOT, "--fold", "7"], /--fold: 7/],
+      [["--data", ROOT, "--fold", "7"], /--fold: "7" is not an integer in 0..4/],
       [["--data", ROOT, "--on-bad-case", "ignore"], /--on-bad-case/],
       [["--data", ROOT, "--bogus"], /bogus/],
     ] as [string[], RegExp][]

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import { compareAll, readFixture, TINY_CONFIG, TINY_IO, TINY_PTH } from "../model/sam/test_util.ts";
-import { tf } from "../pipeline/tf.ts";
+import { tf } from "../engine/tf.ts";
 
 const CLI = new URL("../cli/sam_run.ts", import.meta.url).pathname;
 

@@ -2,9 +2,9 @@
  * The Hu et al. CNN segmentation head (AutoSAM SegDecoderCNN): 1x1 convs, 3x3 conv blocks and 2x2 transposed
  * convs from the encoder's embedding to per-class logits; depth 4 with top channel 64 is the paper's head.
  */
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 import { conv1x1, conv3x3, convTranspose2x2 } from "../conv_ops.ts";
-import type { Rng } from "../../pipeline/rng.ts";
+import type { Rng } from "../../engine/rng.ts";
 import type { HostTensor } from "../../io/host_tensor.ts";
 
 export interface CnnHeadConfig {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { findTorchPython } from "../../io/torch_python.ts";
-import { tf } from "../../pipeline/tf.ts";
-import { selectBackend } from "../../pipeline/backend.ts";
-import { Rng } from "../../pipeline/rng.ts";
+import { tf } from "../../engine/tf.ts";
+import { selectBackend } from "../../engine/backend.ts";
+import { Rng } from "../../engine/rng.ts";
 import { writeSafetensors } from "../../io/safetensors.ts";
 import {
   CNN_HEAD_VIT_B,

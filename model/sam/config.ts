@@ -1,8 +1,8 @@
 /**
  * SAM architecture configs: the presets, and strict parsing of config JSON files in the form of
- * shared/reference/tiny_sam.config.json, so a wrong file fails before any weights are read.
+ * fixtures/reference/tiny_sam.config.json, so a wrong file fails before any weights are read.
  */
-import { UserError } from "../../cli/user_error.ts";
+import { ConfigError } from "../../errors.ts";
 
 /** Architecture of one SAM model; field names follow the official build_sam / tiny_sam.config.json. */
 export interface SamConfig {
@@ -101,7 +101,7 @@ export function embeddingSize(cfg: SamConfig): number {
 }
 
 function fail(file: string, msg: string): never {
-  throw new UserError(`${file}: bad SAM config: ${msg}`);
+  throw new ConfigError(`${file}: bad SAM config: ${msg}`);
 }
 
 function posInt(file: string, obj: Record<string, unknown>, key: string, min = 1): number {
@@ -119,7 +119,7 @@ function triple(file: string, v: unknown, key: string, positive: boolean): [numb
   return v as [number, number, number];
 }
 
-/** Validates a parsed JSON config (file is only for messages); every problem is a one-line UserError. */
+/** Validates a parsed JSON config (file is only for messages); every problem is a one-line ConfigError. */
 export function parseSamConfig(json: unknown, file: string): SamConfig {
   if (typeof json !== "object" || json === null || Array.isArray(json)) fail(file, "expected a JSON object");
   const o = json as Record<string, unknown>;
@@ -211,12 +211,12 @@ export async function loadSamConfig(nameOrPath: string): Promise<SamConfig> {
     text = await Deno.readTextFile(nameOrPath);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
-      throw new UserError(
+      throw new ConfigError(
         `${nameOrPath}: no such config file (or preset: ${Object.keys(PRESETS).join(", ")})`,
       );
     }
     if (err instanceof Deno.errors.IsADirectory) {
-      throw new UserError(`${nameOrPath}: is a directory, not a config`);
+      throw new ConfigError(`${nameOrPath}: is a directory, not a config`);
     }
     throw err;
   }
@@ -224,7 +224,7 @@ export async function loadSamConfig(nameOrPath: string): Promise<SamConfig> {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new UserError(`${nameOrPath}: bad SAM config: not JSON (${(err as Error).message})`);
+    throw new ConfigError(`${nameOrPath}: bad SAM config: not JSON (${(err as Error).message})`);
   }
   return parseSamConfig(json, nameOrPath);
 }

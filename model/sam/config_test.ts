@@ -39,7 +39,7 @@ Deno.test("bad configs are one-line user errors naming the file and field", asyn
     assert.throws(
       () => parseSamConfig(json, "cfg.json"),
       (e: Error) =>
-        e.name === "UserError" && /^cfg\.json: /.test(e.message) && re.test(e.message) &&
+        e.name === "ConfigError" && /^cfg\.json: /.test(e.message) && re.test(e.message) &&
         !e.message.includes("\n"),
       String(re),
     );

@@ -3,21 +3,28 @@
  * windowed and global blocks, conv neck) over official-named torch-layout params, with SAMed-style LoRA on
  * q and v and inputs of any multiple of the patch size.
  */
-import { tf } from "../../pipeline/tf.ts";
-import { bindingLimit } from "../../pipeline/backend.ts";
-import { attention, getRelPos } from "../attention.ts";
+import { tf } from "../../engine/tf.ts";
+import { attention, DEFAULT_MAX_CHUNK_BYTES, getRelPos } from "../attention.ts";
 import type { SamConfig } from "./config.ts";
 import { conv1x1, conv3x3, gelu, layerNorm, linear, param, type Params, patchConv } from "./layers.ts";
 import { resizeBilinear } from "./resize.ts";
 
 const EPS = 1e-6;
 
+/**
+ * Device limits, given by the caller (the model never asks the backend): the encoder keeps every tensor
+ * under them by cutting attention into chunks and batches into passes; no cut changes a number.
+ */
 export interface EncoderOptions {
-  /** Cap on one attention logits chunk in bytes (see model/attention.ts). */
+  /** Cap on one attention logits chunk in bytes (see model/attention.ts; default DEFAULT_MAX_CHUNK_BYTES). */
   maxChunkBytes?: number;
-  /** Cap on a block's widest activation; batches run in passes of whole images under it. Default: the
-   * active backend's binding limit (none off WebGPU). */
+  /** Cap on a block's widest activation; batches run in passes of whole images under it (default: none). */
   maxActivationBytes?: number;
+}
+
+/** The options that keep every tensor under a device's binding limit (Infinity: no limit, e.g. off WebGPU). */
+export function encoderLimits(maxBindingBytes: number): EncoderOptions {
+  return { maxChunkBytes: Math.min(DEFAULT_MAX_CHUNK_BYTES, maxBindingBytes), maxActivationBytes: maxBindingBytes };
 }
 
 /**
@@ -132,7 +139,7 @@ export function imageEncoder(
       `imageEncoder: input [${x.shape}] must be NHWC with 3 channels and sides divisible by ${cfg.patch_size}`,
     );
   }
-  const perPass = imagesPerPass(cfg, hIn, wIn, opts.maxActivationBytes ?? bindingLimit());
+  const perPass = imagesPerPass(cfg, hIn, wIn, opts.maxActivationBytes ?? Infinity);
   if (x.shape[0] > perPass) {
     // Whole images per pass, so no activation outgrows the device's binding limit (training batches).
     return tf.tidy(() => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 import { PRESETS, type SamConfig } from "./config.ts";
 import { imageEncoder } from "./image_encoder.ts";
 import { linear, type Params } from "./layers.ts";

@@ -2,7 +2,7 @@
  * SAM's building blocks over torch-layout weights (Linear [out, in], Conv2d [out, in, kh, kw], ConvTranspose2d
  * [in, out, kh, kw]) on NHWC activations, shaped so that both passes stay on wasm's fast 2-D matmul path.
  */
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 
 /** Model parameters keyed by the official state-dict names, in torch layouts. */
 export type Params = Map<string, tf.Tensor>;

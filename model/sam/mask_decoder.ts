@@ -2,7 +2,7 @@
  * SAM's mask decoder (mask_decoder.py): output tokens + prompt tokens through the two-way transformer, mask
  * upscaling, hypernetwork MLPs and the IoU head, including the batch-1 prompt broadcast the g-network uses.
  */
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 import type { SamConfig } from "./config.ts";
 import { convTranspose2x2, gelu, layerNorm, mlpRelu, param, type Params } from "./layers.ts";
 import { twoWayTransformer } from "./two_way_transformer.ts";

@@ -2,8 +2,8 @@
  * SAM parameters as a Map keyed by the official state-dict names: the exact key set and shapes a config
  * implies (in the official order), loading from a checked state dict, and seeded random initialisation.
  */
-import { tf } from "../../pipeline/tf.ts";
-import { Rng } from "../../pipeline/rng.ts";
+import { tf } from "../../engine/tf.ts";
+import { Rng } from "../../engine/rng.ts";
 import { type HostTensor, toFloat32 } from "../../io/host_tensor.ts";
 import { checkStrict } from "../checkpoint.ts";
 import { embeddingSize, type SamConfig } from "./config.ts";

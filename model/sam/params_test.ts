@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 import { readStateDict } from "../checkpoint.ts";
 import { loadSamConfig, PRESETS } from "./config.ts";
 import { disposeParams, initSamParams, paramsFromStateDict, samParamShapes } from "./params.ts";

@@ -1,8 +1,8 @@
 /**
- * The tensors of a SAM parity file (shared/reference/tiny_sam.io.safetensors): one image encoded once, then
+ * The tensors of a SAM parity file (fixtures/reference/tiny_sam.io.safetensors): one image encoded once, then
  * decoded without prompts (single mask) and with a box (multimask), all in torch's NCHW layout.
  */
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 import type { SamConfig } from "./config.ts";
 import type { EncoderOptions } from "./image_encoder.ts";
 import type { Params } from "./layers.ts";

@@ -3,7 +3,7 @@
  * Sam.postprocess_masks (bilinear up to the input size, crop, bilinear to the original size) and
  * ResizeLongestSide's target shape, with torch's align_corners=False arithmetic.
  */
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 import type { SamConfig } from "./config.ts";
 import { applyAxisMatrices, firstRows, linearResizeMatrix, matMulHost } from "./resize.ts";
 

@@ -2,7 +2,7 @@
  * SAM's prompt encoder (PromptEncoder): the random-Fourier dense positional encoding, point and box
  * embeddings, the mask-downscaling path and the no-prompt embeddings, NHWC.
  */
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 import { embeddingSize, type SamConfig } from "./config.ts";
 import { conv1x1, gelu, layerNorm, param, type Params, patchConv } from "./layers.ts";
 

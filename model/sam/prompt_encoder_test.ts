@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 import { PRESETS } from "./config.ts";
 import { maskDecoder } from "./mask_decoder.ts";
 import { disposeParams, initSamParams } from "./params.ts";

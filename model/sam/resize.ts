@@ -3,7 +3,7 @@
  * matrices applied with matmuls: identical weights to torch, differentiable on every backend, and a crop
  * between two resizes folds into one matrix per axis.
  */
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 
 /** A dense [rows, cols] matrix in host memory (float64 so composed weights round once). */
 export interface HostMatrix {

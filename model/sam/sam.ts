@@ -2,7 +2,7 @@
  * The whole SAM forward for one image (Sam.forward): preprocess, encode, embed prompts, decode and
  * postprocess, split so that one image embedding can serve several prompt sets.
  */
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 import type { SamConfig } from "./config.ts";
 import { type EncoderOptions, imageEncoder } from "./image_encoder.ts";
 import type { Params } from "./layers.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { tf } from "../../pipeline/tf.ts";
-import { selectBackend } from "../../pipeline/backend.ts";
+import { tf } from "../../engine/tf.ts";
+import { selectBackend } from "../../engine/backend.ts";
 import { readStateDict } from "../checkpoint.ts";
 import { loadSamConfig } from "./config.ts";
 import { disposeParams, paramsFromStateDict } from "./params.ts";

@@ -1,10 +1,10 @@
 /** Helpers shared by the SAM tests: the reference fixtures, tensor comparison and the WebGPU probe. */
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 import { readSafetensors } from "../../io/safetensors.ts";
 import { type HostTensor, toFloat32 } from "../../io/host_tensor.ts";
 
-/** shared/reference, beside the checkout (the repository root's parent holds shared/). */
-export const REFERENCE_DIR = new URL("../../../shared/reference/", import.meta.url).pathname;
+/** The SAM parity fixtures made with the official PyTorch code (fixtures/reference/README.md). */
+export const REFERENCE_DIR = new URL("../../fixtures/reference/", import.meta.url).pathname;
 export const TINY_PTH = `${REFERENCE_DIR}tiny_sam.pth`;
 export const TINY_CONFIG = `${REFERENCE_DIR}tiny_sam.config.json`;
 export const TINY_IO = `${REFERENCE_DIR}tiny_sam.io.safetensors`;

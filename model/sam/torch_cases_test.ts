@@ -5,7 +5,7 @@
  * segment_anything code are present (SAM_TORCH_PYTHON, SAM_OFFICIAL_SRC, or the usual places); else skipped.
  */
 import assert from "node:assert/strict";
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 import { readSafetensors } from "../../io/safetensors.ts";
 import type { HostTensor } from "../../io/host_tensor.ts";
 import { readStateDict } from "../checkpoint.ts";

@@ -2,7 +2,7 @@
  * SAM's TwoWayTransformer (transformer.py): tokens and image attend to each other in turn. Exported with a
  * key prefix because the ViT head and the g-network reuse it outside the mask decoder.
  */
-import { tf } from "../../pipeline/tf.ts";
+import { tf } from "../../engine/tf.ts";
 import { attention } from "../attention.ts";
 import { layerNorm, linear, param, type Params } from "./layers.ts";
 

@@ -4,10 +4,11 @@
  * tfjs-webgpu silently reads back zeros for a tensor larger than the device's maxStorageBufferBindingSize,
  * so on webgpu every kernel output and upload is checked against that limit and refused with a clear error.
  */
+import { UserError } from "../errors.ts";
 import { tf } from "./tf.ts";
 
-export type BackendName = "auto" | "webgpu" | "wasm" | "cpu";
-export const BACKEND_NAMES: readonly BackendName[] = ["auto", "webgpu", "wasm", "cpu"];
+export const BACKEND_NAMES = ["auto", "webgpu", "wasm", "cpu"] as const;
+export type BackendName = typeof BACKEND_NAMES[number];
 
 export interface BackendChoice {
   backend: "webgpu" | "wasm" | "cpu";
@@ -22,7 +23,7 @@ export interface BackendChoice {
 }
 
 /** Thrown when a tensor would exceed what the device can bind; never silently zeros. */
-export class BindingLimitError extends Error {
+export class BindingLimitError extends UserError {
   constructor(public bytes: number, public limit: number, public shape: number[]) {
     super(
       `tensor of shape [${shape}] needs ${(bytes / 2 ** 20).toFixed(1)} MiB, over the WebGPU ` +
@@ -30,7 +31,6 @@ export class BindingLimitError extends Error {
           (limit / 2 ** 20).toFixed(1)
         } MiB; use a smaller batch or chunk size`,
     );
-    this.name = "BindingLimitError";
   }
 }
 

@@ -2,12 +2,14 @@
  * `deno task bench [--json]`: benchmarks, each backend in its own process so one's memory (the wasm heap
  * never shrinks) and RSS peak do not colour another's. First benchmark: the ViT-B encoder forward at 1024.
  */
-import { encoderBench, type EncoderBenchResult } from "../bench/encoder_bench.ts";
-import { numberFlag, parseFlags } from "./flags.ts";
-import { runCli, UserError } from "./user_error.ts";
+import { encoderBench, type EncoderBenchResult } from "./encoder_bench.ts";
+import { parseCommand } from "../pipeline/flags.ts";
+import { flag, int, oneOf, path } from "../pipeline/option_schema.ts";
+import { runCli } from "../pipeline/run_cli.ts";
+import { UserError } from "../errors.ts";
 
-type Backend = "wasm" | "webgpu" | "cpu";
-const ALL: Backend[] = ["wasm", "webgpu", "cpu"];
+const ALL = ["wasm", "webgpu", "cpu"] as const;
+type Backend = typeof ALL[number];
 
 async function hasAdapter(): Promise<boolean> {
   return !!(await (navigator as Navigator & { gpu?: GPU }).gpu?.requestAdapter().catch(() => null));
@@ -39,21 +41,17 @@ async function runChild(
 }
 
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseFlags(args, {
-    json: { type: "boolean", default: false },
-    backends: { type: "string" },
-    size: { type: "string" },
-    repeat: { type: "string" },
-    child: { type: "string" },
-  });
-  const size = numberFlag("size", values.size, { integer: true, min: 16 }) ?? 1024;
+  const { options: values } = parseCommand(args, {
+    json: flag,
+    backends: path,
+    size: int(16),
+    repeat: int(1),
+    child: oneOf(ALL),
+  }, { defaults: { size: 1024, repeat: 1 } });
+  const size = values.size!, repeat = values.repeat!;
   if (size % 16) throw new UserError(`--size: ${size} is not a multiple of the patch size 16`);
-  const repeat = numberFlag("repeat", values.repeat, { integer: true, min: 1 }) ?? 1;
   if (values.child) {
-    if (!ALL.includes(values.child as Backend)) {
-      throw new UserError(`--child: unknown backend "${values.child}"`);
-    }
-    console.log(JSON.stringify(await encoderBench(values.child as Backend, { size, repeat })));
+    console.log(JSON.stringify(await encoderBench(values.child, { size, repeat })));
     return;
   }
   const asked = values.backends?.split(",").map((s) => s.trim()).filter(Boolean);
