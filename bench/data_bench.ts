@@ -24,7 +24,7 @@ export interface DataBenchResult {
   scan_volumes_per_s: number;
   /** Read, normalise, resize to 224 (the cached training pool, built once per run). */
   load_normalize_slices_per_s: number;
-  /** Default REFERENCE 3.3 augmentation from the cached pool. */
+  /** Default docs/methods.md 3.3 augmentation from the cached pool. */
   augment_slices_per_s: number;
   /** Augment + batch of 4 into tensors, through prefetch (what every epoch after the first costs). */
   augment_batch_slices_per_s: number;
@@ -120,13 +120,18 @@ async function trainStepMs(items: Parameters<typeof makeBatch>[0], steps: number
 }
 
 async function main(args: string[]) {
-  const { options: values } = parseCommand(args, {
+  const { options: values, help } = parseCommand(args, {
     json: flag,
     patients: int(3),
     steps: int(1),
     backend: oneOf(["cpu", "wasm", "webgpu"]),
     noStep: flag,
   });
+  if (help) {
+    return console.log(
+      "usage: deno run -A bench/data_bench.ts [--json] [--patients 10] [--steps 3] [--backend cpu|wasm|webgpu] [--no-step]",
+    );
+  }
   const r = await runDataBench({
     patients: values.patients,
     steps: values.steps,
@@ -143,7 +148,7 @@ async function main(args: string[]) {
   );
   console.log(`  scan (read + check)            ${f(r.scan_volumes_per_s)} volumes/s`);
   console.log(`  load + normalize + resize      ${f(r.load_normalize_slices_per_s)} slices/s`);
-  console.log(`  augment (REFERENCE 3.3)        ${f(r.augment_slices_per_s)} slices/s`);
+  console.log(`  augment (docs/methods.md 3.3)        ${f(r.augment_slices_per_s)} slices/s`);
   console.log(
     `  augment + batch (warm epoch)   ${f(r.augment_batch_slices_per_s)} slices/s = ${
       f(r.data_ms_per_batch)

@@ -41,13 +41,18 @@ async function runChild(
 }
 
 export async function main(args: string[]): Promise<void> {
-  const { options: values } = parseCommand(args, {
+  const { options: values, help } = parseCommand(args, {
     json: flag,
     backends: path,
     size: int(16),
     repeat: int(1),
     child: oneOf(ALL),
   }, { defaults: { size: 1024, repeat: 1 } });
+  if (help) {
+    return console.log(
+      "usage: deno task bench [--json] [--backends wasm,webgpu,cpu] [--size 1024] [--repeat 1]",
+    );
+  }
   const size = values.size!, repeat = values.repeat!;
   if (size % 16) throw new UserError(`--size: ${size} is not a multiple of the patch size 16`);
   if (values.child) {

@@ -88,7 +88,7 @@ export async function benchTrainStep(o: {
 }
 
 async function main(args: string[]) {
-  const { options: values } = parseCommand(args, {
+  const { options: values, help } = parseCommand(args, {
     preset: oneOf(["tiny", "vit_b"]),
     backends: path,
     steps: int(1),
@@ -97,6 +97,11 @@ async function main(args: string[]) {
     batchSize: int(1),
     json: flag,
   }, { defaults: { preset: "tiny", backends: "cpu,wasm,webgpu", steps: 5, batchSize: 4 } });
+  if (help) {
+    return console.log(
+      "usage: deno run -A bench/train_bench.ts [--preset tiny|vit_b] [--backends cpu,wasm,webgpu] [--steps 5] [--image-size S] [--encoder-size S] [--batch-size 4] [--json]",
+    );
+  }
   const preset = values.preset!;
   const hasGpu = !!(await (navigator as Navigator & { gpu?: GPU }).gpu?.requestAdapter().catch(() => null));
   const rows: StepBench[] = [];

@@ -10,7 +10,10 @@ Deno.test("checkpointInfo: describes a checkpoint from its pickle/header, under 
   assert.equal(tiny.parameters, 113251);
   assert.deepEqual(tiny.dtypes, { float32: 202 });
   assert.deepEqual(tiny.keys!["image_encoder.pos_embed"], { dtype: "float32", shape: [1, 10, 10, 32] });
-  const nested = await checkpointInfo(`${FIXTURES}samples/pth/test_with_key.pt`, { sha256: true, keys: true });
+  const nested = await checkpointInfo(`${FIXTURES}samples/pth/test_with_key.pt`, {
+    sha256: true,
+    keys: true,
+  });
   assert.deepEqual(Object.keys(nested.keys!), ["test"]);
   assert.equal(nested.sha256, "2775d95f17d2630e2534e3ae09462624955031407a67f0f3b52115c49601b747");
 });

@@ -1,5 +1,5 @@
 /**
- * `deno task data --data DIR [...]`: what the data stages see, as one JSON line (DESIGN section 3): the split,
+ * `deno task data --data DIR [...]`: what the data stages see, as one JSON line (docs/cli.md): the split,
  * the labelled patients, every volume's dims and per-class voxel counts, slice counts; optionally one
  * augmented batch as safetensors and a PNG grid of augmented slices with their labels.
  */

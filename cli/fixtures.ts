@@ -23,9 +23,14 @@ async function exists(path: string): Promise<boolean> {
 const SHAPE = { out: path, patients: int(1, 999), seed: int(0, 2 ** 32 - 1), small: flag, with4d: flag };
 
 async function main(args: string[]) {
-  const { options: values } = parseCommand(args, SHAPE, {
+  const { options: values, help } = parseCommand(args, SHAPE, {
     defaults: { out: FIXTURE_DIR, patients: FIXTURE_SET.patients, seed: FIXTURE_SET.seed },
   });
+  if (help) {
+    return console.log(
+      "usage: deno task fixtures [--out DIR] [--patients 12] [--seed 20240611] [--small] [--with4d]",
+    );
+  }
   const { out, patients, seed } = values as Required<typeof values>;
   if (await exists(out)) {
     const empty = (await Array.fromAsync(Deno.readDir(out))).length === 0;

@@ -7,7 +7,7 @@ import { UserError } from "../errors.ts";
 
 const USAGE = "usage: deno task info FILE (a .nii or .nii.gz file)";
 
-/** The contract of DESIGN section 3: used dims only, nibabel's affine, effective scaling, scaled stats. */
+/** The contract of docs/cli.md: used dims only, nibabel's affine, effective scaling, scaled stats. */
 export function infoJson(v: NiftiVolume) {
   return {
     format: v.format,

@@ -1,5 +1,5 @@
 /**
- * `deno task train [flags]`: the command line of a training run (DESIGN section 3). It reads the options
+ * `deno task train [flags]`: the command line of a training run (docs/cli.md). It reads the options
  * (pipeline/config.ts), hands them to runTraining (pipeline/train_run.ts, which builds everything around the
  * loop of stages/train.ts) and prints progress on stderr and the run's JSON summary as the last stdout line.
  * With no flags it is the embedded demo (phantoms, tiny preset).

@@ -4,7 +4,7 @@
  * tfjs-webgpu silently reads back zeros for a tensor larger than the device's maxStorageBufferBindingSize,
  * so on webgpu every kernel output and upload is checked against that limit and refused with a clear error.
  */
-import { UserError } from "../errors.ts";
+import { ConfigError, UserError } from "../errors.ts";
 import { tf } from "./tf.ts";
 
 export const BACKEND_NAMES = ["auto", "webgpu", "wasm", "cpu"] as const;
@@ -116,12 +116,12 @@ export async function selectBackend(
   log: (line: string) => void = (s) => console.error(s),
 ): Promise<BackendChoice> {
   if (!BACKEND_NAMES.includes(want)) {
-    throw new Error(`unknown backend "${want}" (expected one of ${BACKEND_NAMES.join(", ")})`);
+    throw new ConfigError(`--backend: "${want}" is not one of ${BACKEND_NAMES.join(", ")}`);
   }
   let choice: BackendChoice;
   const adapter = want === "auto" || want === "webgpu" ? await probeAdapter() : undefined;
   if (want === "webgpu") {
-    if (!adapter) throw new Error("backend webgpu: no WebGPU adapter (navigator.gpu gave none)");
+    if (!adapter) throw new ConfigError("--backend webgpu: no WebGPU adapter (navigator.gpu gave none)");
     choice = {
       backend: "webgpu",
       adapter: adapter.description,
@@ -131,7 +131,7 @@ export async function selectBackend(
   } else if (want === "wasm" || want === "cpu") {
     const missing = missingKernels(want, needs.kernels);
     if (missing.length) {
-      throw new Error(`backend ${want} lacks kernel(s) ${missing.join(", ")} that this job needs`);
+      throw new ConfigError(`--backend ${want}: lacks kernel(s) ${missing.join(", ")} that this job needs`);
     }
     choice = { backend: want, reason: `asked for ${want}` };
   } else if (adapter?.hardware) {

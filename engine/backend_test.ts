@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { UserError } from "../errors.ts";
 import { tf } from "./tf.ts";
 import { BindingLimitError, missingKernels, selectBackend } from "./backend.ts";
 
@@ -31,8 +32,16 @@ Deno.test("auto never picks a software adapter and explains its choice", async (
   assert.ok(w.backend === "wasm" || (w.backend === "webgpu" && w.hardware));
 });
 
-Deno.test("unknown backend name is refused", async () => {
-  await assert.rejects(() => selectBackend("tpu" as never, {}, quiet), /unknown backend "tpu"/);
+Deno.test("an unknown backend name or one that lacks a needed kernel is a user error naming the flag", async () => {
+  await assert.rejects(
+    () => selectBackend("tpu" as never, {}, quiet),
+    (e: Error) =>
+      e instanceof UserError && /--backend: "tpu" is not one of auto, webgpu, wasm, cpu/.test(e.message),
+  );
+  await assert.rejects(
+    () => selectBackend("cpu", { kernels: ["NoSuchKernel"] }, quiet),
+    (e: Error) => e instanceof UserError && /--backend cpu: lacks kernel\(s\) NoSuchKernel/.test(e.message),
+  );
 });
 
 Deno.test({

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readNifti } from "./nifti.ts";
 
-/** The third-party files (nibabel's test data), outside the repository (see DESIGN section 7). */
+/** The third-party files (nibabel's test data), copied into fixtures/samples/ (see SOURCES.md there). */
 const SAMPLES = new URL("../fixtures/samples/nifti/", import.meta.url).pathname;
 const present = (() => {
   try {

@@ -95,7 +95,7 @@ export function planKeys(names: string[], path: string): Map<string, string> {
 /**
  * Reads a .pth/.pt (zip or legacy pickle) or .safetensors checkpoint (detected by content, not extension);
  * unwraps a nested "model"/"state_dict"/"model_state_dict" entry; strips a "module." prefix; maps Hugging
- * Face SAM names (REFERENCE 1.5) back to the official names. Only the state dict's tensors are read from disk.
+ * Face SAM names (docs/methods.md 1.4) back to the official names. Only the state dict's tensors are read from disk.
  */
 export async function readStateDict(path: string): Promise<Map<string, HostTensor>> {
   const format = await detectFormat(path);

@@ -19,7 +19,7 @@ const VIT_B: Record<string, number[]> =
   JSON.parse(await Deno.readTextFile(`${FIXTURES}reference/sam_vit_b.keys.json`))
     .keys;
 
-Deno.test("HF key map: every ViT-B key round-trips, the map is one-to-one, and matches REFERENCE 1.5", () => {
+Deno.test("HF key map: every ViT-B key round-trips, the map is one-to-one, and matches docs/methods.md 1.4", () => {
   const keys = Object.keys(VIT_B);
   assert.equal(keys.length > 200, true);
   const hf = keys.map(officialToHf);

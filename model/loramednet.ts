@@ -19,7 +19,7 @@ import {
 } from "./heads/cnn_head.ts";
 import { initLora, mergeLora, withLora } from "./lora.ts";
 import { Rng } from "../engine/rng.ts";
-import { type EncoderOptions, encoderLimits, imageEncoder } from "./sam/image_encoder.ts";
+import { encoderLimits, type EncoderOptions, imageEncoder } from "./sam/image_encoder.ts";
 import { PRESETS, type SamConfig } from "./sam/config.ts";
 import { initSamParams, samParamShapes } from "./sam/params.ts";
 import type { Params } from "./sam/layers.ts";

@@ -3,7 +3,7 @@
  * so a model.safetensors from facebook/sam-vit-base or wanglab/medsam-vit-base loads into our official layout.
  */
 
-/** The converter's substring replacements, applied in this order to every key (REFERENCE 1.5). */
+/** The converter's substring replacements, applied in this order to every key (docs/methods.md 1.4). */
 const TO_HF: [string, string][] = [
   ["iou_prediction_head.layers.0", "iou_prediction_head.proj_in"],
   ["iou_prediction_head.layers.1", "iou_prediction_head.layers.0"],

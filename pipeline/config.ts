@@ -2,14 +2,25 @@
  * Every training option, written once: its kind and check (TRAIN_OPTIONS, a zod shape), its default (the
  * paper's recipe, PAPER_DEFAULTS, with the demo's and the tiny recipe's departures from it). The `train` and
  * `data` flags, `--config` files, a run's config.json and the server's run request are all read through it.
- * Config file keys are the long flag names ("batch-size"), so a run's config.json is itself a valid --config.
+ * Config file keys are the long flag names ("batch-size"), so the "options" object of a run's config.json is
+ * itself a valid --config file.
  */
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
 import { BACKEND_NAMES } from "../engine/backend.ts";
 import { type AugmentConfig, resolveAugment } from "../stages/augment.ts";
 import { NORMALIZATIONS } from "../stages/normalize.ts";
-import { applyOptionValues, int, intOrAll, nullable, num, oneOf, type Options, path, toOptionValues } from "./option_schema.ts";
+import {
+  applyOptionValues,
+  int,
+  intOrAll,
+  nullable,
+  num,
+  oneOf,
+  type Options,
+  path,
+  toOptionValues,
+} from "./option_schema.ts";
 import { FOLDS } from "./splits.ts";
 
 export const METHODS = ["loramednet", "cnn-head", "vit-head", "gnet", "samed"] as const;
@@ -55,9 +66,9 @@ export const TRAIN_OPTIONS = {
   seed: int(0),
   /** Which of the FOLDS independent seeded patient shuffles. */
   fold: int(0, FOLDS - 1),
-  /** Labelled training patients (REFERENCE 7.1: the first N of the shuffled train list), or "all". */
+  /** Labelled training patients (docs/methods.md 7, decision 1: the first N of the shuffled train list), or "all". */
   trainPatients: intOrAll(1),
-  /** "patients": N patients with both frames (REFERENCE 7.1); "frames": N single frames. */
+  /** "patients": N patients with both frames (docs/methods.md 7, decision 1); "frames": N single frames. */
   trainUnit: oneOf(["patients", "frames"]),
   loraRank: int(1, 1024),
   /** Side of the model's input and output grid (the Hu code: 224). */
@@ -101,7 +112,7 @@ export const DATA_OPTIONS = Object.fromEntries(DATA_KEYS.map((k) => [k, TRAIN_OP
   typeof DATA_KEYS[number]
 >;
 
-/** The paper's recipe (REFERENCE 2.5, 4, 7). */
+/** The paper's recipe (docs/methods.md 4 and 7). */
 export const PAPER_DEFAULTS: TrainConfig = {
   data: null,
   method: "loramednet",
@@ -231,7 +242,10 @@ export function checkConfig(cfg: TrainConfig): TrainConfig {
  * file, then flags (flag names as keys, string values). With --data and the tiny preset, TINY_RECIPE replaces
  * the paper's optimisation defaults before the file and the flags apply.
  */
-export async function resolveConfig(flags: Record<string, string>, configPath?: string): Promise<TrainConfig> {
+export async function resolveConfig(
+  flags: Record<string, string>,
+  configPath?: string,
+): Promise<TrainConfig> {
   const fromFile = configPath ? await readConfigFile(configPath) : {};
   const hasData = (flags.data ?? fromFile.data ?? null) !== null && flags.data !== "null";
   let cfg = hasData ? { ...PAPER_DEFAULTS } : { ...DEMO_DEFAULTS };

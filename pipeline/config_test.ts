@@ -67,7 +67,10 @@ Deno.test("config: bad values and unknown keys are ConfigErrors naming the optio
     /unknown option "batch_size" \(did you mean "batch-size"\?\)/,
   );
   assert.ok(Object.keys(TRAIN_OPTIONS).map(optionName).every((k) => k === k.toLowerCase()));
-  assert.throws(() => applyOptions(PAPER_DEFAULTS, { augment: { wobble: { p: 1 } } }, "c.json"), /augment\.wobble/);
+  assert.throws(
+    () => applyOptions(PAPER_DEFAULTS, { augment: { wobble: { p: 1 } } }, "c.json"),
+    /augment\.wobble/,
+  );
   assert.throws(() => applyOptions(PAPER_DEFAULTS, { augment: 3 }, "c.json"), /"augment": 3 is not "none"/);
 });
 

@@ -8,7 +8,13 @@ import { type BadCase, type CaseFiles, discoverLayout } from "../stages/acdc_lay
 import { augment, resolveAugment } from "../stages/augment.ts";
 import { type Batch, batch, disposeBatch } from "../stages/batch.ts";
 import { handleBadCase, loadVolumes } from "../stages/load.ts";
-import { channelsAreCopies, expandChannels, normalize, toOriginalVolume, volumeSlices } from "../stages/normalize.ts";
+import {
+  channelsAreCopies,
+  expandChannels,
+  normalize,
+  toOriginalVolume,
+  volumeSlices,
+} from "../stages/normalize.ts";
 import { collect, map, pipe } from "../stages/pipe.ts";
 import { prefetch } from "../stages/prefetch.ts";
 import {
@@ -55,7 +61,7 @@ export interface SplitRecord {
   skipped: string[];
 }
 
-/** The `deno task data` JSON (DESIGN section 3), plus the layout and skipped cases. */
+/** The `deno task data` JSON (docs/cli.md), plus the layout and skipped cases. */
 export interface DataReport {
   layout: "acdc" | "pairs";
   root: string;

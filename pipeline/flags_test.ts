@@ -36,7 +36,10 @@ Deno.test("parseCommand: unknown flags, missing values and bad numbers are user 
     [["--out", ""], /--out: "" is not a path/],
   ];
   for (const [args, re] of cases) {
-    assert.throws(() => parseCommand(args, SHAPE), (e: Error) => e instanceof ConfigError && re.test(e.message));
+    assert.throws(
+      () => parseCommand(args, SHAPE),
+      (e: Error) => e instanceof ConfigError && re.test(e.message),
+    );
   }
 });
 

@@ -74,7 +74,9 @@ export function applyOptionValues<S extends OptionShape>(
   for (const [name, raw] of Object.entries(values)) {
     const key = keyOf.get(name);
     if (key === undefined) {
-      const hint = [...keyOf.keys()].find((o) => o.replace(/-/g, "") === name.replace(/[-_]/g, "").toLowerCase());
+      const hint = [...keyOf.keys()].find((o) =>
+        o.replace(/-/g, "") === name.replace(/[-_]/g, "").toLowerCase()
+      );
       throw new ConfigError(`${source}: unknown option "${name}"${hint ? ` (did you mean "${hint}"?)` : ""}`);
     }
     const parsed = shape[key].safeParse(raw);

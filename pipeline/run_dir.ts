@@ -1,5 +1,5 @@
 /**
- * The run directory of DESIGN section 4: config.json, trainable.safetensors, optimizer.safetensors, state.json,
+ * The run directory of docs/run_directory.md: config.json, trainable.safetensors, optimizer.safetensors, state.json,
  * log.jsonl, metrics.json and best/; every file is written under a temporary name and renamed into place, and
  * a checkpoint's files are all staged before any is renamed, so a crash never leaves a torn or mixed checkpoint.
  */

@@ -6,9 +6,9 @@ import {
   loadCheckpoint,
   loadTrainable,
   RUN_FILES,
+  runDirSink,
   saveBest,
   saveCheckpoint,
-  runDirSink,
   truncateLog,
 } from "./run_dir.ts";
 import type { TrainState } from "../stages/train_sink.ts";
@@ -75,7 +75,9 @@ Deno.test("runDirSink: the training loop's records, best weights and checkpoints
     await sink.log({ type: "epoch", epoch: 1 });
     await sink.saveBest(tensors(1), { epoch: 1, dice: 0.5 });
     await sink.saveCheckpoint({ trainable: tensors(1), optimizer: tensors(2), state: state(1) });
-    const log = (await Deno.readTextFile(`${dir}/${RUN_FILES.log}`)).trim().split("\n").map((l) => JSON.parse(l));
+    const log = (await Deno.readTextFile(`${dir}/${RUN_FILES.log}`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
     assert.deepEqual(log.map((r) => r.type), ["step", "epoch"]);
     assert.deepEqual(JSON.parse(await Deno.readTextFile(`${dir}/${RUN_FILES.best}/${RUN_FILES.state}`)), {
       epoch: 1,

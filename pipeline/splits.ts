@@ -8,7 +8,7 @@ import { Rng } from "../engine/rng.ts";
 /** How many independent seeded shuffles of the patients `--fold` chooses from. */
 export const FOLDS = 5;
 
-/** How many labelled volumes "N" means: N patients with both frames (default, REFERENCE 7.1) or N frames. */
+/** How many labelled volumes "N" means: N patients with both frames (default, docs/methods.md 7, decision 1) or N frames. */
 export type FramesMode = "patients" | "frames";
 
 export interface SplitOptions {

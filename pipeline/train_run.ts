@@ -139,7 +139,11 @@ export async function runTraining(
   opts: RunOptions = {},
 ): Promise<RunResult | { trainable_params: number; frozen_params: number }> {
   const log = opts.log ?? ((l: string) => console.error(l));
-  const build: BuildOptions = { ...cfg, method: cfg.method as "loramednet" | "cnn-head", numClasses: NUM_CLASSES };
+  const build: BuildOptions = {
+    ...cfg,
+    method: cfg.method as "loramednet" | "cnn-head",
+    numClasses: NUM_CLASSES,
+  };
   if (opts.dryRun) return await dryRun(build, cfg.backend, log);
   const kernels = await trainingKernels(cfg);
   const choice: BackendChoice = await selectBackend(cfg.backend, { kernels }, log);
@@ -272,7 +276,7 @@ function outOfMemory(
   );
 }
 
-/** Test metrics of the final weights (the paper's choice) and of best/ (REFERENCE 7.9). */
+/** Test metrics of the final weights (the paper's choice) and of best/ (docs/methods.md 7, decision 9). */
 export async function testMetrics(
   model: LoraMedNet,
   data: Dataset,

@@ -1,5 +1,5 @@
 /**
- * Training augmentation of REFERENCE 3.3 (brightness, gamma, noise, mirror, elastic, rotation, scale) with the
+ * Training augmentation of docs/methods.md 3.3 (brightness, gamma, noise, mirror, elastic, rotation, scale) with the
  * Hu code's defaults; image and label share every draw, and each transform draws from its own keyed stream so
  * switching one off leaves the others' draws unchanged.
  */
@@ -13,7 +13,7 @@ type Range = [number, number];
 
 /** Each transform fires with probability p (per slice); ranges are sampled uniformly. */
 export interface AugmentOptions {
-  /** Additive N(mu, sigma); perChannel false = one offset for all channels (REFERENCE 7.11). */
+  /** Additive N(mu, sigma); perChannel false = one offset for all channels (docs/methods.md 7, decision 11). */
   brightness: { p: number; mu: number; sigma: number; perChannel: boolean };
   /** Rescale to [0, 1], power gamma, restore range; half the draws below 1, half above (batchgenerators). */
   gamma: { p: number; range: Range };
@@ -32,7 +32,7 @@ export interface AugmentOptions {
 /** Partial options, as found in a config file; unspecified fields keep the defaults. */
 export type AugmentConfig = { [K in keyof AugmentOptions]?: Partial<AugmentOptions[K]> };
 
-/** The Hu/Xu/Shi training values (REFERENCE 3.3), brightness shared across channels (7.11). */
+/** The Hu/Xu/Shi training values (docs/methods.md 3.3), brightness shared across channels (docs/methods.md 7, decision 11). */
 export const DEFAULT_AUGMENT: AugmentOptions = {
   brightness: { p: 0.5, mu: 1, sigma: 1, perChannel: false },
   gamma: { p: 0.5, range: [0.5, 2] },

@@ -158,7 +158,7 @@ Deno.test("augment: the stage keys draws by slice id, so order does not matter",
   assert.deepEqual(fwd.map((x) => x.image), rev.reverse().map((x) => x.image));
 });
 
-Deno.test("resolveAugment: defaults are REFERENCE 3.3; bad options name the field", () => {
+Deno.test("resolveAugment: defaults are docs/methods.md 3.3; bad options name the field", () => {
   const d = resolveAugment();
   assert.deepEqual(d.elastic, { p: 1, alpha: [100, 350], sigma: [40, 60] });
   assert.deepEqual(d.brightness, { p: 0.5, mu: 1, sigma: 1, perChannel: false });

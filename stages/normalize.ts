@@ -1,5 +1,5 @@
 /**
- * Volume -> model-ready slices: per-volume intensity normalisation (REFERENCE 7.2), grey to 3 channels, and
+ * Volume -> model-ready slices: per-volume intensity normalisation (docs/methods.md 7, decision 2), grey to 3 channels, and
  * resize to the model grid (7.3), keeping the original grid so predictions can be mapped back.
  */
 import type { Stage } from "./pipe.ts";

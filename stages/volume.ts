@@ -61,7 +61,7 @@ export interface EvalVolume {
   toOriginal(labelMaps: Uint8Array[]): Uint8Array;
 }
 
-/** A patient's evaluation volumes, ED first then ES (REFERENCE 5 stacks them into one pseudo-volume). */
+/** A patient's evaluation volumes, ED first then ES (docs/methods.md 5 stacks them into one pseudo-volume). */
 export interface EvalPatient {
   patient: string;
   volumes: EvalVolume[];

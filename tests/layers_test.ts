@@ -29,7 +29,9 @@ const isTest = (file: string) => file.endsWith("_test.ts") || file.startsWith("t
 async function sources(dir = ROOT): Promise<string[]> {
   const out: string[] = [];
   for await (const e of Deno.readDir(dir)) {
-    if (e.name.startsWith(".") || e.name === "node_modules" || e.name === "runs" || e.name === "results") continue;
+    if (e.name.startsWith(".") || e.name === "node_modules" || e.name === "runs" || e.name === "results") {
+      continue;
+    }
     const path = join(dir, e.name);
     if (e.isDirectory) out.push(...await sources(path));
     else if (e.isFile && e.name.endsWith(".ts")) out.push(relative(ROOT, path));
@@ -39,7 +41,8 @@ async function sources(dir = ROOT): Promise<string[]> {
 
 /** Relative imports of a file (static, re-exports and dynamic), resolved to repository paths. */
 function importsOf(file: string, text: string): string[] {
-  const re = /(?:^|\n)\s*(?:import|export)\b[^"';]*?from\s*["'](\.[^"']+)["']|\bimport\s*\(\s*["'](\.[^"']+)["']\s*\)|(?:^|\n)\s*import\s*["'](\.[^"']+)["']/g;
+  const re =
+    /(?:^|\n)\s*(?:import|export)\b[^"';]*?from\s*["'](\.[^"']+)["']|\bimport\s*\(\s*["'](\.[^"']+)["']\s*\)|(?:^|\n)\s*import\s*["'](\.[^"']+)["']/g;
   const out: string[] = [];
   for (const m of text.matchAll(re)) {
     const spec = m[1] ?? m[2] ?? m[3];
@@ -103,10 +106,13 @@ Deno.test("layers: no import chain closes a loop", () => {
 });
 
 Deno.test("layers: the checker catches a planted upward import, sideways import and loop", () => {
-  assert.deepEqual(importsOf("model/x.ts", 'import { a } from "../pipeline/y.ts";\nexport * from "./z.ts";'), [
-    "pipeline/y.ts",
-    "model/z.ts",
-  ]);
+  assert.deepEqual(
+    importsOf("model/x.ts", 'import { a } from "../pipeline/y.ts";\nexport * from "./z.ts";'),
+    [
+      "pipeline/y.ts",
+      "model/z.ts",
+    ],
+  );
   assert.deepEqual(importsOf("io/a.ts", 'const m = await import("../cli/b.ts");\nimport "./c.ts";'), [
     "cli/b.ts",
     "io/c.ts",

@@ -24,7 +24,10 @@ export interface EncoderOptions {
 
 /** The options that keep every tensor under a device's binding limit (Infinity: no limit, e.g. off WebGPU). */
 export function encoderLimits(maxBindingBytes: number): EncoderOptions {
-  return { maxChunkBytes: Math.min(DEFAULT_MAX_CHUNK_BYTES, maxBindingBytes), maxActivationBytes: maxBindingBytes };
+  return {
+    maxChunkBytes: Math.min(DEFAULT_MAX_CHUNK_BYTES, maxBindingBytes),
+    maxActivationBytes: maxBindingBytes,
+  };
 }
 
 /**
