@@ -15,8 +15,14 @@ export interface Segmenter {
   readonly trainable: ReadonlyMap<string, tf.Variable>;
   /** Trainable and frozen parameter counts (what --dry-run prints). */
   counts(): { trainable: number; frozen: number };
-  /** x [B, S, S, 3] -> logits [B, S, S, numClasses]; differentiable with respect to `trainable`. */
-  forward(x: tf.Tensor4D): tf.Tensor4D;
+  /**
+   * x [B, S, S, 3] -> logits [B, S, S, numClasses] (argmax = the predicted label); differentiable with respect
+   * to `trainable`. `training` is true inside a training step, for layers that behave differently there
+   * (BatchNorm uses the batch's statistics and updates its running ones).
+   */
+  forward(x: tf.Tensor4D, training?: boolean): tf.Tensor4D;
+  /** The method's own training loss on forward's logits, where it is not CE + soft Dice (the g-network). */
+  readonly loss?: (logits: tf.Tensor, labels: tf.Tensor) => tf.Scalar;
   /**
    * Switches forward to inference weights (e.g. LoRA merged into plain qkv weights); training afterwards is
    * an error. Idempotent.

@@ -47,11 +47,11 @@ export async function trainStep(
   model: Segmenter,
   optimizer: Adam,
   batch: Batch,
-  loss: (logits: tf.Tensor, labels: tf.Tensor) => tf.Scalar = ceDiceLoss,
+  loss: (logits: tf.Tensor, labels: tf.Tensor) => tf.Scalar = model.loss ?? ceDiceLoss,
 ): Promise<number> {
   const vars = [...model.trainable.values()];
   const names = new Map([...model.trainable].map(([k, v]) => [v.name, k]));
-  const { value, grads } = tf.variableGrads(() => loss(model.forward(batch.image), batch.label), vars);
+  const { value, grads } = tf.variableGrads(() => loss(model.forward(batch.image, true), batch.label), vars);
   try {
     optimizer.step(new Map(Object.entries(grads).map(([vn, g]) => [names.get(vn)!, g])));
     return (await value.data())[0];
@@ -63,7 +63,7 @@ export async function trainStep(
 /** Trains from opts.state.epoch to opts.epochs, yielding events; checkpoints after every epoch. */
 export async function* train(opts: TrainOptions): AsyncGenerator<TrainEvent> {
   const { model, data, optimizer, schedule, epochs, batchSize, sink } = opts;
-  const loss = opts.loss ?? ceDiceLoss;
+  const loss = opts.loss ?? model.loss ?? ceDiceLoss;
   const state: TrainState = structuredClone(opts.state);
   const steps = Math.ceil(data.sliceCounts.train / batchSize);
   const t0 = performance.now(), before = state.elapsedS;
