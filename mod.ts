@@ -69,7 +69,13 @@ export type { CnnHeadConfig } from "./model/heads/cnn_head.ts";
 export { ceDiceLoss, crossEntropy, softDiceLoss } from "./model/losses.ts";
 export type { Segmenter } from "./model/segmenter.ts";
 export { createLoraMedNet, LoraMedNet, LORAMEDNET_PRESETS, loraMedNetSpec } from "./model/loramednet.ts";
-export type { BaseWeights, BuildOptions, LoraMedNetSpec } from "./model/loramednet.ts";
+export type { BuildOptions, LoraMedNetSpec } from "./model/loramednet.ts";
+export { encoderSizeOf, loadSamWeights } from "./model/sam_weights.ts";
+export type { BaseWeights } from "./model/sam_weights.ts";
+export { createVitHead, VitHead, vitHeadParamCounts, vitHeadSpec } from "./model/vit_head.ts";
+export { createSamed, Samed, samedParamCounts, samedSpec } from "./model/samed.ts";
+export { BUILT_METHODS, createSegmenter, METHOD_NAMES, methodParamCounts } from "./model/methods.ts";
+export type { MethodName, MethodOptions } from "./model/methods.ts";
 
 // stages: the Stage type and its composition, then the stages in data-flow order
 export { collect, fromIterable, map, pipe, take } from "./stages/pipe.ts";
@@ -116,3 +122,7 @@ export { loadCheckpoint, runDirSink, saveCheckpoint } from "./pipeline/run_dir.t
 export { ProgressReporter } from "./pipeline/progress.ts";
 export { runTraining } from "./pipeline/train_run.ts";
 export { evaluateRun, openRun } from "./pipeline/eval_run.ts";
+export { gridCells, runCell } from "./pipeline/table.ts";
+export type { Cell, CellResult, GridOptions } from "./pipeline/table.ts";
+export { tableRows, writeTable } from "./pipeline/table_report.ts";
+export { PAPER_TABLE_1 } from "./pipeline/paper_table.ts";

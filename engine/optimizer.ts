@@ -39,8 +39,10 @@ export class Adam {
     const stepSize = this.lr / bc1;
     const sqrtBc2 = Math.sqrt(bc2);
     for (const [name, x] of this.vars) {
+      // As torch.optim.Adam skips a parameter whose .grad is None: a part the forward pass did not use (SAMed's
+      // point embeddings without prompts) keeps its value and its moments.
       const g = grads.get(name);
-      if (!g) throw new Error(`Adam.step: no gradient for ${name}`);
+      if (!g) continue;
       const m = this.m.get(name)!, v = this.v.get(name)!;
       tf.tidy(() => {
         const m1 = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));

@@ -5,8 +5,8 @@
  */
 import { tf } from "../engine/tf.ts";
 import type { HostTensor } from "../io/host_tensor.ts";
-import { toFloat32 } from "../io/host_tensor.ts";
-import { CheckpointError, checkStrict, readStateDict, sha256File } from "./checkpoint.ts";
+import { exportVariables, importVariables, type Layout, sizeOf } from "./trainable_io.ts";
+import { type BaseWeights, ENCODER_SIZES, isEncoderKey, loadSamWeights } from "./sam_weights.ts";
 import { ConfigError } from "../errors.ts";
 import {
   cnnHead,
@@ -21,7 +21,6 @@ import { initLora, mergeLora, withLora } from "./lora.ts";
 import { Rng } from "../engine/rng.ts";
 import { encoderLimits, type EncoderOptions, imageEncoder } from "./sam/image_encoder.ts";
 import { PRESETS, type SamConfig } from "./sam/config.ts";
-import { initSamParams, samParamShapes } from "./sam/params.ts";
 import type { Params } from "./sam/layers.ts";
 import { resizeBilinear } from "./sam/resize.ts";
 import type { Segmenter } from "./segmenter.ts";
@@ -38,9 +37,6 @@ export interface LoraMedNetSpec {
   /** Head initialisation ("torch" as the Hu code). */
   headInit: HeadInit;
 }
-
-/** Sum of element counts. */
-const sizeOf = (ts: Iterable<tf.Tensor>) => [...ts].reduce((n, t) => n + t.size, 0);
 
 export class LoraMedNet implements Segmenter {
   readonly method: string;
@@ -96,45 +92,19 @@ export class LoraMedNet implements Segmenter {
     this.merged = created;
   }
 
-  async exportTrainable(): Promise<Map<string, HostTensor>> {
-    const out = new Map<string, HostTensor>();
-    for (const [name, v] of this.trainable) {
-      const host: HostTensor = { dtype: "float32", shape: v.shape, data: (await v.data()) as Float32Array };
-      out.set(name, this.head.has(name) ? toTorchLayout(name, host, this.spec.head) : host);
-    }
-    return out;
+  /** The head's tensors are stored in PyTorch's layout; the adapters need no conversion. */
+  private readonly layout: Layout = {
+    diskShape: (name) => (this.head.has(name) ? torchShape(name, this.spec.head) : undefined),
+    toDisk: (name, t) => (this.head.has(name) ? toTorchLayout(name, t, this.spec.head) : t),
+    fromDisk: (name, t) => (this.head.has(name) ? fromTorchLayout(name, t, this.spec.head) : t),
+  };
+
+  exportTrainable(): Promise<Map<string, HostTensor>> {
+    return exportVariables(this.trainable, this.layout);
   }
 
   importTrainable(tensors: ReadonlyMap<string, HostTensor>, file: string): void {
-    const missing = [...this.trainable.keys()].filter((k) => !tensors.has(k));
-    const extra = [...tensors.keys()].filter((k) => !this.trainable.has(k));
-    if (missing.length || extra.length) {
-      const list = (xs: string[]) =>
-        xs.slice(0, 3).join(", ") + (xs.length > 3 ? ` (+${xs.length - 3} more)` : "");
-      throw new CheckpointError(
-        `${file}: does not fit this ${this.method} model` +
-          (missing.length ? `; missing ${list(missing)}` : "") +
-          (extra.length ? `; unexpected ${list(extra)}` : ""),
-      );
-    }
-    for (const [name, v] of this.trainable) {
-      let h = tensors.get(name)!;
-      if (h.dtype !== "float32") {
-        throw new CheckpointError(`${file}: ${name} is ${h.dtype}, expected float32`);
-      }
-      if (this.head.has(name)) {
-        const expected = torchShape(name, this.spec.head) ?? v.shape;
-        if (h.shape.join() !== expected.join()) {
-          throw new CheckpointError(`${file}: ${name} has shape [${h.shape}], expected [${expected}]`);
-        }
-        h = fromTorchLayout(name, h, this.spec.head);
-      }
-      if (h.shape.join() !== v.shape.join()) {
-        throw new CheckpointError(`${file}: ${name} has shape [${h.shape}], expected [${v.shape}]`);
-      }
-      const data = h.data as Float32Array;
-      tf.tidy(() => v.assign(tf.tensor(data, v.shape, "float32")));
-    }
+    importVariables(this.trainable, tensors, file, this.method, this.layout);
   }
 
   dispose(): void {
@@ -153,8 +123,8 @@ export const LORAMEDNET_PRESETS: Record<
   "vit_b" | "tiny",
   { encoderSize: number; headTopChannel: number; headInit: HeadInit }
 > = {
-  vit_b: { encoderSize: 1024, headTopChannel: 64, headInit: "torch" },
-  tiny: { encoderSize: 128, headTopChannel: 8, headInit: "he" },
+  vit_b: { encoderSize: ENCODER_SIZES.vit_b, headTopChannel: 64, headInit: "torch" },
+  tiny: { encoderSize: ENCODER_SIZES.tiny, headTopChannel: 8, headInit: "he" },
 };
 
 export interface BuildOptions {
@@ -172,13 +142,6 @@ export interface BuildOptions {
   seed: number;
   /** The device's largest bindable tensor in bytes (engine/backend.ts; absent or Infinity off WebGPU). */
   maxBindingBytes?: number;
-}
-
-/** What a run records about its frozen base weights (referenced, never copied). */
-export interface BaseWeights {
-  path: string | null;
-  sha256: string | null;
-  source: "checkpoint" | "random";
 }
 
 /** The model spec a config implies (no weights touched). */
@@ -206,32 +169,9 @@ export function loraMedNetSpec(o: BuildOptions): LoraMedNetSpec {
   };
 }
 
-/**
- * The frozen encoder weights: image_encoder.* of a SAM/MedSAM checkpoint (checked strictly against the
- * preset; prompt encoder and mask decoder may be present or not), or seeded random ones at the encoder size.
- */
-export async function loadEncoderParams(
-  o: BuildOptions,
-  spec: LoraMedNetSpec,
-): Promise<{ params: Params; base: BaseWeights }> {
-  const isEncoder = (k: string) => k.startsWith("image_encoder.");
-  if (!o.weights) {
-    const all = initSamParams(spec.sam, o.seed);
-    const params: Params = new Map([...all].filter(([k]) => isEncoder(k)));
-    for (const [k, t] of all) if (!isEncoder(k)) t.dispose();
-    return { params, base: { path: null, sha256: null, source: "random" } };
-  }
-  const sd = await readStateDict(o.weights);
-  const shapes = new Map([...samParamShapes(PRESETS[o.preset])].filter(([k]) => isEncoder(k)));
-  checkStrict(shapes, sd, o.weights, { ignore: (k) => !isEncoder(k) });
-  const params: Params = new Map();
-  for (const [k, shape] of shapes) params.set(k, tf.tensor(toFloat32(sd.get(k)!), shape, "float32"));
-  return { params, base: { path: o.weights, sha256: await sha256File(o.weights), source: "checkpoint" } };
-}
-
 /** Builds the model of a config: spec, frozen base weights, fresh adapters and head (seeded). */
 export async function createLoraMedNet(o: BuildOptions): Promise<{ model: LoraMedNet; base: BaseWeights }> {
   const spec = loraMedNetSpec(o);
-  const { params, base } = await loadEncoderParams(o, spec);
+  const { params, base } = await loadSamWeights(o, spec.sam, isEncoderKey);
   return { model: new LoraMedNet(spec, params, o.seed, encoderLimits(o.maxBindingBytes ?? Infinity)), base };
 }

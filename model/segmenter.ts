@@ -8,6 +8,8 @@ import type { HostTensor } from "../io/host_tensor.ts";
 export interface Segmenter {
   /** "loramednet", "cnn-head", ... */
   readonly method: string;
+  /** The architecture as built (recorded in a run's config.json). */
+  readonly spec: object;
   readonly numClasses: number;
   /** Side of the square input and output grid (224 in the paper). */
   readonly imageSize: number;

@@ -7,11 +7,13 @@
  */
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
+import { BUILT_METHODS, METHOD_NAMES } from "../model/methods.ts";
 import { BACKEND_NAMES } from "../engine/backend.ts";
 import { type AugmentConfig, resolveAugment } from "../stages/augment.ts";
 import { NORMALIZATIONS } from "../stages/normalize.ts";
 import {
   applyOptionValues,
+  flag,
   int,
   intOrAll,
   nullable,
@@ -23,10 +25,7 @@ import {
 } from "./option_schema.ts";
 import { FOLDS } from "./splits.ts";
 
-export const METHODS = ["loramednet", "cnn-head", "vit-head", "gnet", "samed"] as const;
-export type Method = typeof METHODS[number];
-/** Methods this build can train (the others are planned plug-ins of the Segmenter interface). */
-export const TRAINABLE_METHODS: readonly Method[] = ["loramednet", "cnn-head"];
+export { BUILT_METHODS, METHOD_NAMES as METHODS } from "../model/methods.ts";
 
 /** false (`none`), {} (`default`: the Hu code's), or an object of overrides checked by resolveAugment. */
 const augmentKind = z.preprocess(
@@ -47,9 +46,13 @@ const augmentKind = z.preprocess(
 export const TRAIN_OPTIONS = {
   /** ACDC root (or folder of X/X_gt pairs); null = generate the demo's synthetic phantoms. */
   data: nullable(path),
-  method: oneOf(METHODS),
-  /** SAM or MedSAM checkpoint; null (or "random") = random base weights (smoke runs, the demo). */
-  weights: z.preprocess((v) => (v === "random" ? null : v), nullable(path)),
+  method: oneOf(METHOD_NAMES),
+  /**
+   * SAM or MedSAM checkpoint (.pth or .safetensors), or "random" for seeded random base weights (smoke runs);
+   * null = not given: random for the demo and the tiny preset, refused for vit_b with --data (a random ViT-B
+   * would silently make a meaningless "SAM" result).
+   */
+  weights: nullable(path),
   preset: oneOf(["vit_b", "tiny"]),
   epochs: int(1),
   batchSize: int(1),
@@ -63,7 +66,10 @@ export const TRAIN_OPTIONS = {
   plateauThreshold: num({ min: 0 }),
   /** First epoch (0-based) whose loss feeds the plateau rule (10 in the Hu code). */
   plateauStart: int(0),
+  /** Training randomness: initialisation, slice order, augmentation. */
   seed: int(0),
+  /** The patient split's randomness, apart from --seed so runs that differ in seed share test patients. */
+  splitSeed: int(0),
   /** Which of the FOLDS independent seeded patient shuffles. */
   fold: int(0, FOLDS - 1),
   /** Labelled training patients (docs/methods.md 7, decision 1: the first N of the shuffled train list), or "all". */
@@ -80,6 +86,8 @@ export const TRAIN_OPTIONS = {
   /** CNN head init: "torch" (PyTorch's default, as the Hu code), "he", or null = the preset's (tiny: he). */
   headInit: nullable(oneOf(["torch", "he"])),
   normalization: oneOf(NORMALIZATIONS),
+  /** ViT head: the Hu code's random positional encoding instead of SAM's (docs/methods.md 7, decision 7). */
+  randomPe: flag,
   augment: augmentKind,
   backend: oneOf(BACKEND_NAMES),
   /** Run directory; null = runs/<date>-<method>. */
@@ -97,6 +105,7 @@ export type TrainConfig = Options<typeof TRAIN_OPTIONS>;
 export const DATA_KEYS = [
   "data",
   "seed",
+  "splitSeed",
   "fold",
   "trainPatients",
   "trainUnit",
@@ -130,6 +139,7 @@ export const PAPER_DEFAULTS: TrainConfig = {
   plateauThreshold: 1e-4,
   plateauStart: 10,
   seed: 0,
+  splitSeed: 0,
   fold: 0,
   trainPatients: 5,
   trainUnit: "patients",
@@ -139,6 +149,7 @@ export const PAPER_DEFAULTS: TrainConfig = {
   headTopChannel: null,
   headInit: null,
   normalization: "zscore",
+  randomPe: false,
   augment: {},
   backend: "auto",
   out: null,
@@ -227,15 +238,26 @@ export async function readConfigFile(path: string): Promise<Record<string, unkno
   return json as Record<string, unknown>;
 }
 
-/** Checks what single values cannot: that this build can train the method. */
+/** Checks what single values cannot: that this build has the method, and real weights where they matter. */
 export function checkConfig(cfg: TrainConfig): TrainConfig {
-  if (!TRAINABLE_METHODS.includes(cfg.method)) {
+  if (!BUILT_METHODS.includes(cfg.method)) {
     throw new ConfigError(
-      `--method ${cfg.method}: not available in this build (available: ${TRAINABLE_METHODS.join(", ")})`,
+      `--method ${cfg.method}: not available in this build (available: ${BUILT_METHODS.join(", ")})`,
+    );
+  }
+  if (cfg.preset === "vit_b" && cfg.data !== null && cfg.weights === null) {
+    throw new ConfigError(
+      "--preset vit_b with --data needs --weights F (a SAM or MedSAM checkpoint); " +
+        "--weights random trains on a random ViT-B encoder, for smoke runs only",
     );
   }
   return cfg;
 }
+
+/** The base-weights file a config names (null for random weights). */
+export const weightsFile = (
+  cfg: Pick<TrainConfig, "weights">,
+) => (cfg.weights === "random" ? null : cfg.weights);
 
 /**
  * Resolves a config: defaults (the demo's when neither the file nor the flags give data), then the --config

@@ -15,8 +15,8 @@ Deno.test("config: no data -> the demo; with data -> the paper's recipe", async 
   const demo = await resolveConfig({});
   assert.equal(demo.data, null);
   assert.equal(demo.preset, DEMO_DEFAULTS.preset);
-  const paper = await resolveConfig({ data: "/d" });
-  assert.deepEqual({ ...paper, data: null }, PAPER_DEFAULTS);
+  const paper = await resolveConfig({ data: "/d", weights: "sam.pth" });
+  assert.deepEqual({ ...paper, data: null, weights: null }, PAPER_DEFAULTS);
   assert.equal(paper.lr, 5e-4);
   assert.deepEqual([paper.beta1, paper.beta2, paper.batchSize, paper.epochs], [0.5, 0.999, 4, 120]);
 });
@@ -31,7 +31,7 @@ Deno.test("config: --preset tiny with data takes the tiny recipe, which flags st
   assert.deepEqual([tiny.trainPatients, tiny.imageSize, tiny.beta1], [5, 224, 0.5]);
   const flagged = await resolveConfig({ data: "/d", preset: "tiny", epochs: "3", lr: "1e-4" });
   assert.deepEqual([flagged.epochs, flagged.lr], [3, 1e-4]);
-  const vitb = await resolveConfig({ data: "/d", preset: "vit_b" });
+  const vitb = await resolveConfig({ data: "/d", preset: "vit_b", weights: "random" });
   assert.deepEqual([vitb.epochs, vitb.lr], [120, 5e-4]);
 });
 
@@ -39,7 +39,7 @@ Deno.test("config: file then flags; the resolved config round-trips as a config 
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(
     `${dir}/c.json`,
-    JSON.stringify({ data: "/d", epochs: 7, "batch-size": 2, augment: "none" }),
+    JSON.stringify({ data: "/d", weights: "random", epochs: 7, "batch-size": 2, augment: "none" }),
   );
   const cfg = await resolveConfig({ epochs: "9", "train-patients": "all" }, `${dir}/c.json`);
   assert.deepEqual([cfg.epochs, cfg.batchSize, cfg.trainPatients, cfg.augment], [9, 2, "all", false]);

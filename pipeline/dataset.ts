@@ -49,6 +49,7 @@ export interface SplitRecord {
   data: string;
   layout: "acdc" | "pairs";
   seed: number;
+  splitSeed: number;
   fold: number;
   folds: number;
   trainPatients: number | "all";
@@ -66,6 +67,7 @@ export interface DataReport {
   layout: "acdc" | "pairs";
   root: string;
   seed: number;
+  split_seed: number;
   fold: number;
   patients: { train: string[]; val: string[]; test: string[] };
   labelled: string[];
@@ -165,7 +167,8 @@ export async function buildDataset(
       `skipped ${skipped.length} bad case(s); using ${infos.length} volumes of ${byPatient.size} patients`,
     );
   }
-  const split = splitPatients([...byPatient.keys()], options);
+  // The split depends on --split-seed and --fold only, so runs that differ in --seed share their test patients.
+  const split = splitPatients([...byPatient.keys()], { seed: options.splitSeed, fold: options.fold });
   const labelled = labelledSubset(
     split.train,
     options.trainPatients,
@@ -232,6 +235,7 @@ export async function buildDataset(
       layout: layout.kind,
       root: layout.root,
       seed: options.seed,
+      split_seed: options.splitSeed,
       fold: options.fold,
       patients: { train: split.train, val: split.val, test: split.test },
       labelled: labelled.patients,
@@ -251,6 +255,7 @@ export async function buildDataset(
       data: options.data,
       layout: layout.kind,
       seed: options.seed,
+      splitSeed: options.splitSeed,
       fold: options.fold,
       folds: FOLDS,
       trainPatients: options.trainPatients,

@@ -4,15 +4,15 @@
  * the seed, the trained weights come from trainable.safetensors (or best/), and LoRA is merged for inference.
  */
 import { sha256File } from "../model/checkpoint.ts";
-import { createLoraMedNet, type LoraMedNet } from "../model/loramednet.ts";
+import { createSegmenter } from "../model/methods.ts";
+import type { Segmenter } from "../model/segmenter.ts";
 import { type BackendName, selectBackend } from "../engine/backend.ts";
 import { applyOptions, dataOf, PAPER_DEFAULTS, TRAIN_OPTIONS, type TrainConfig } from "./config.ts";
 import { oneOf, path } from "./option_schema.ts";
 import { buildDataset, type Dataset, type Part } from "./dataset.ts";
 import { CheckpointError } from "../model/checkpoint.ts";
-import { NUM_CLASSES } from "../stages/volume.ts";
 import { exists, loadTrainable, readJson, RUN_FILES, writeJson } from "./run_dir.ts";
-import type { RunRecord } from "./train_run.ts";
+import { methodOptions, type RunRecord } from "./train_run.ts";
 import { type EvalResult, evaluate } from "../stages/evaluate.ts";
 
 /** The options of every command that opens a trained run (eval, predict, and the server's predict). */
@@ -28,7 +28,7 @@ export interface OpenedRun {
   dir: string;
   record: RunRecord;
   config: TrainConfig;
-  model: LoraMedNet;
+  model: Segmenter;
   /** Which weights were loaded: the final epoch's or best/. */
   weights: "final" | "best";
 }
@@ -44,7 +44,10 @@ export async function openRun(
     throw new CheckpointError(`${dir}: not a run directory (no ${RUN_FILES.config})`);
   }
   const record = await readJson<RunRecord>(configPath);
-  const config = applyOptions(PAPER_DEFAULTS, record.options ?? {}, configPath);
+  const options = record.options ?? {};
+  // Runs from before --split-seed split their patients with --seed: keep their test patients.
+  const legacy = "seed" in options && !("split-seed" in options) ? { "split-seed": options.seed } : {};
+  const config = applyOptions(PAPER_DEFAULTS, { ...options, ...legacy }, configPath);
   const base = record.base_weights;
   if (base?.path) {
     if (!(await exists(base.path))) {
@@ -66,12 +69,9 @@ export async function openRun(
     ? `${dir}/${RUN_FILES.best}/${RUN_FILES.trainable}`
     : `${dir}/${RUN_FILES.trainable}`;
   const trained = await loadTrainable(path);
-  const { model } = await createLoraMedNet({
-    ...config,
-    method: config.method as "loramednet" | "cnn-head",
+  const { model } = await createSegmenter({
+    ...methodOptions(config, choice.maxBindingBytes),
     weights: base?.path ?? null,
-    numClasses: NUM_CLASSES,
-    maxBindingBytes: choice.maxBindingBytes,
   });
   try {
     model.importTrainable(trained.tensors, path);

@@ -49,6 +49,14 @@ export function intOrAll(min: number) {
   return z.union([z.literal("all"), int(min)], { error: `an integer >= ${min} or "all"` });
 }
 
+/** A comma-separated list ("0,1,2") of one kind (a file may give a JSON array). */
+export function listOf<T extends z.ZodType>(item: T) {
+  return z.preprocess(
+    (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean) : v),
+    z.array(item, { error: "a comma-separated list" }).min(1, { error: "a non-empty list" }),
+  );
+}
+
 /** A command-line switch (no value). */
 export const flag = z.boolean();
 

@@ -4,14 +4,14 @@
  * `deno task train` (cli/train.ts) and, next, the server's POST /api/runs both call runTraining.
  */
 import { tf } from "../engine/tf.ts";
-import { type BuildOptions, createLoraMedNet, LoraMedNet, loraMedNetSpec } from "../model/loramednet.ts";
-import { cnnHeadParamCount } from "../model/heads/cnn_head.ts";
-import { loraParamCount } from "../model/lora.ts";
 import { ceDiceLoss } from "../model/losses.ts";
-import { initSamParams, samParamShapes } from "../model/sam/params.ts";
+import { createSegmenter, type MethodOptions, methodParamCounts } from "../model/methods.ts";
+import { PRESETS } from "../model/sam/config.ts";
+import { encoderSizeOf } from "../model/sam_weights.ts";
+import type { Segmenter } from "../model/segmenter.ts";
 import { type BackendChoice, selectBackend } from "../engine/backend.ts";
 import { ConfigError } from "../errors.ts";
-import { dataOf, type TrainConfig } from "./config.ts";
+import { dataOf, type TrainConfig, weightsFile } from "./config.ts";
 import { toOptionValues } from "./option_schema.ts";
 import { NUM_CLASSES } from "../stages/volume.ts";
 import { buildDataset, type Dataset } from "./dataset.ts";
@@ -32,40 +32,39 @@ import { train } from "../stages/train.ts";
 import type { TrainState } from "../stages/train_sink.ts";
 import { makeDemoData } from "./demo_data.ts";
 
-/** Kernels one training step runs, found by profiling a micro model of the same method on the cpu backend. */
+/** The model options a config implies (weights "random" becomes null: seeded random base weights). */
+export function methodOptions(cfg: TrainConfig, maxBindingBytes?: number): MethodOptions {
+  return { ...cfg, weights: weightsFile(cfg), numClasses: NUM_CLASSES, maxBindingBytes };
+}
+
+/**
+ * Kernels one training step of the method runs, found by profiling a micro model of it (the tiny preset at a
+ * 2 x 2 token grid: the same ops as any size) on the cpu backend, so `auto` can tell whether wasm has them.
+ */
 export async function trainingKernels(
-  cfg: Pick<TrainConfig, "method" | "preset" | "loraRank">,
+  cfg: Pick<TrainConfig, "method" | "loraRank" | "randomPe">,
 ): Promise<string[]> {
   // (No tf.getBackend() here: with no backend set yet it would initialise webgpu just to report it.)
   await selectBackend("cpu", {}, () => {});
-  const spec = loraMedNetSpec({
-    method: cfg.method as "loramednet",
-    preset: cfg.preset,
+  const size = 2 * PRESETS.tiny.patch_size;
+  const { model } = await createSegmenter({
+    method: cfg.method,
+    preset: "tiny",
     weights: null,
-    loraRank: cfg.loraRank,
-    imageSize: 12,
-    encoderSize: null,
-    headTopChannel: 1,
-    numClasses: NUM_CLASSES,
     seed: 0,
+    imageSize: size,
+    encoderSize: size,
+    loraRank: cfg.loraRank,
+    headTopChannel: 1,
+    randomPe: cfg.randomPe,
+    numClasses: NUM_CLASSES,
   });
-  // Same ops at toy sizes: 2x2 tokens (plus window padding when the window is bigger), one image.
-  spec.sam = {
-    ...spec.sam,
-    image_size: spec.sam.patch_size * 2,
-    embed_dim: spec.sam.num_heads * 2,
-    out_chans: 8,
-  };
-  spec.head.inChans = 8;
-  const all = initSamParams(spec.sam, 0);
-  const params = new Map([...all].filter(([k]) => k.startsWith("image_encoder.")));
-  for (const [k, t] of all) if (!k.startsWith("image_encoder.")) t.dispose();
-  const model = new LoraMedNet(spec, params, 0);
-  const x = tf.zeros([1, 12, 12, 3]) as tf.Tensor4D;
-  const y = tf.zeros([1, 12, 12], "int32");
+  const x = tf.zeros([1, size, size, 3]) as tf.Tensor4D;
+  const y = tf.zeros([1, size, size], "int32");
+  const loss = model.loss ?? ceDiceLoss;
   try {
     const info = await tf.profile(() => {
-      const { value, grads } = tf.variableGrads(() => ceDiceLoss(model.forward(x), y), [
+      const { value, grads } = tf.variableGrads(() => loss(model.forward(x, true), y), [
         ...model.trainable.values(),
       ]);
       tf.dispose([value, ...Object.values(grads)]);
@@ -97,7 +96,7 @@ export interface RunRecord {
   options: Record<string, unknown>;
   method: string;
   backend: { name: string; reason: string; adapter?: string };
-  model: { spec: ReturnType<typeof loraMedNetSpec>; trainable_params: number; frozen_params: number };
+  model: { spec: object; trainable_params: number; frozen_params: number };
   base_weights: { path: string | null; sha256: string | null; source: string };
   split: ReturnType<Dataset["splitRecord"]>;
   created: string;
@@ -107,18 +106,13 @@ export interface RunRecord {
  * --dry-run: parameter counts. With --weights the model is really built (so the file is read and checked);
  * with random base weights the counts come from the architecture, without drawing ~90 M random numbers.
  */
-async function dryRun(build: BuildOptions, backend: TrainConfig["backend"], log: (l: string) => void) {
+async function dryRun(build: MethodOptions, backend: TrainConfig["backend"], log: (l: string) => void) {
   if (!build.weights) {
-    const spec = loraMedNetSpec(build);
-    const frozen = [...samParamShapes(spec.sam)].filter(([k]) => k.startsWith("image_encoder."))
-      .reduce((n, [, shape]) => n + shape.reduce((a, b) => a * b, 1), 0);
-    return {
-      trainable_params: cnnHeadParamCount(spec.head) + (spec.rank ? loraParamCount(spec.sam, spec.rank) : 0),
-      frozen_params: frozen,
-    };
+    const c = methodParamCounts(build);
+    return { trainable_params: c.trainable, frozen_params: c.frozen };
   }
   await selectBackend(backend, {}, log);
-  const { model } = await createLoraMedNet(build);
+  const { model } = await createSegmenter(build);
   const c = model.counts();
   model.dispose();
   return { trainable_params: c.trainable, frozen_params: c.frozen };
@@ -129,7 +123,7 @@ function defaultOut(cfg: TrainConfig): string {
   return `runs/${stamp}-${cfg.method}`;
 }
 
-async function validationDice(model: LoraMedNet, data: Dataset, batchSize: number): Promise<DiceScores> {
+async function validationDice(model: Segmenter, data: Dataset, batchSize: number): Promise<DiceScores> {
   return (await evaluate(model, data.evalPatients("val"), { batchSize, perFrame: false })).dice;
 }
 
@@ -139,15 +133,11 @@ export async function runTraining(
   opts: RunOptions = {},
 ): Promise<RunResult | { trainable_params: number; frozen_params: number }> {
   const log = opts.log ?? ((l: string) => console.error(l));
-  const build: BuildOptions = {
-    ...cfg,
-    method: cfg.method as "loramednet" | "cnn-head",
-    numClasses: NUM_CLASSES,
-  };
-  if (opts.dryRun) return await dryRun(build, cfg.backend, log);
+  if (cfg.weights === "random") log("base weights: random (--weights random): a smoke run, not a SAM result");
+  if (opts.dryRun) return await dryRun(methodOptions(cfg), cfg.backend, log);
   const kernels = await trainingKernels(cfg);
   const choice: BackendChoice = await selectBackend(cfg.backend, { kernels }, log);
-  build.maxBindingBytes = choice.maxBindingBytes;
+  const build = methodOptions(cfg, choice.maxBindingBytes);
   const dir = cfg.out ?? defaultOut(cfg);
   const fresh = !(await Deno.stat(dir).then(() => true, () => false));
   await Deno.mkdir(dir, { recursive: true });
@@ -160,7 +150,7 @@ export async function runTraining(
       `data: ${data.root} (${data.layout}); train patients ${data.labelled.patients.join(", ")}; ` +
         `${data.sliceCounts.train} training slices, ${data.split.val.length} val and ${data.split.test.length} test patients`,
     );
-    const { model, base } = await createLoraMedNet(build);
+    const { model, base } = await createSegmenter(build);
     return { dataDir, data, model, base };
   };
   const { dataDir, data, model, base } = await setup().catch(async (err) => {
@@ -246,7 +236,7 @@ export async function runTraining(
         }
       }
     } catch (err) {
-      throw outOfMemory(err, choice.backend, cfg, model.spec.sam.image_size) ?? err;
+      throw outOfMemory(err, choice.backend, cfg) ?? err;
     }
     const metrics = await testMetrics(model, data, dir, cfg.batchSize, log);
     await writeJson(`${dir}/${RUN_FILES.metrics}`, metrics);
@@ -265,8 +255,8 @@ function outOfMemory(
   err: unknown,
   backend: string,
   cfg: TrainConfig,
-  encoderSize: number,
 ): Error | undefined {
+  const encoderSize = encoderSizeOf(cfg);
   const msg = err instanceof Error ? err.message : String(err);
   if (backend !== "wasm" || !/memory access out of bounds|out of memory/i.test(msg)) return undefined;
   return new ConfigError(
@@ -278,7 +268,7 @@ function outOfMemory(
 
 /** Test metrics of the final weights (the paper's choice) and of best/ (docs/methods.md 7, decision 9). */
 export async function testMetrics(
-  model: LoraMedNet,
+  model: Segmenter,
   data: Dataset,
   dir: string,
   batchSize: number,

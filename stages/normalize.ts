@@ -6,8 +6,12 @@ import type { Stage } from "./pipe.ts";
 import { resizeBilinear, resizeNearest } from "./resize.ts";
 import type { SliceItem, Volume } from "./volume.ts";
 
-/** zscore: paper default; sam: 0..255 then SAM's pixel mean/std (ablation); minmax: [0, 1] as MedSAM/Hu. */
-export const NORMALIZATIONS = ["zscore", "sam", "minmax"] as const;
+/**
+ * zscore: the paper's default (per volume); sam: per-volume 0..255 then SAM's pixel mean/std (ablation);
+ * minmax: per-volume [0, 1] as the Hu loader; medsam: MedSAM's own input convention, per slice: clip to the
+ * 0.5 and 99.5 percentiles, then min-max to [0, 1] (no mean/std).
+ */
+export const NORMALIZATIONS = ["zscore", "sam", "minmax", "medsam"] as const;
 export type Normalization = typeof NORMALIZATIONS[number];
 
 /** SAM's RGB pixel statistics on the 0..255 scale (segment_anything Sam.pixel_mean / pixel_std). */
@@ -60,6 +64,7 @@ export function channelAffine(
   const offset: number[] = [];
   const range = stats.max - stats.min;
   for (let c = 0; c < channels; c++) {
+    if (mode === "medsam") throw new RangeError("medsam normalises each slice: use volumeSlices");
     if (mode === "zscore") {
       const s = stats.std > 1e-8 ? 1 / stats.std : 1;
       scale.push(s);
@@ -81,18 +86,38 @@ export function channelAffine(
   return { scale, offset };
 }
 
-/** One slice of a volume at model resolution; `affine` comes from channelAffine on the whole volume. */
+/** numpy's percentile (linear interpolation) of values at q in [0, 1]; sorts a copy. */
+export function percentile(values: Float32Array, q: number): number {
+  const sorted = Float32Array.from(values).sort();
+  const at = q * (sorted.length - 1), lo = Math.floor(at), hi = Math.ceil(at);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo);
+}
+
+/** MedSAM's per-slice convention: the slice clipped to its 0.5/99.5 percentiles, and the affine to [0, 1]. */
+function medsamSlice(plane: Float32Array, channels: number) {
+  const lo = percentile(plane, 0.005), hi = percentile(plane, 0.995);
+  const clipped = plane.map((v) => Math.min(hi, Math.max(lo, v)));
+  const s = hi - lo > 1e-8 ? 1 / (hi - lo) : 0; // a constant slice maps to 0
+  return { clipped, affine: { scale: Array(channels).fill(s), offset: Array(channels).fill(-lo * s) } };
+}
+
+/**
+ * One slice of a volume at model resolution; `affine` comes from channelAffine on the whole volume, and
+ * `intensities` replaces the slice's own voxels where a normalisation changes them first (medsam's clipping).
+ */
 export function volumeSlice(
   volume: Volume,
   z: number,
   opts: NormalizeOptions,
   affine: { scale: number[]; offset: number[] },
+  intensities?: Float32Array,
 ): SliceItem {
   const [X, Y] = volume.shape;
   const S = opts.imageSize;
   const channels = opts.channels ?? 3;
   const plane = X * Y;
-  const grey = resizeBilinear(volume.image.subarray(z * plane, (z + 1) * plane), Y, X, S, S); // [S, S]
+  const own = intensities ?? volume.image.subarray(z * plane, (z + 1) * plane); // [Y, X]
+  const grey = resizeBilinear(own, Y, X, S, S); // [S, S]
   const image = new Float32Array(S * S * channels); // [S, S, channels]
   for (let i = 0; i < S * S; i++) {
     for (let c = 0; c < channels; c++) image[i * channels + c] = grey[i] * affine.scale[c] + affine.offset[c];
@@ -119,7 +144,15 @@ export function volumeSlices(volume: Volume, opts: NormalizeOptions): SliceItem[
   if (!Number.isInteger(opts.imageSize) || opts.imageSize < 1) {
     throw new RangeError(`imageSize must be a positive integer, got ${opts.imageSize}`);
   }
-  const affine = channelAffine(opts.normalization, intensityStats(volume.image), opts.channels ?? 3);
+  const channels = opts.channels ?? 3;
+  if (opts.normalization === "medsam") {
+    const plane = volume.shape[0] * volume.shape[1];
+    return Array.from({ length: volume.shape[2] }, (_, z) => {
+      const { clipped, affine } = medsamSlice(volume.image.subarray(z * plane, (z + 1) * plane), channels);
+      return volumeSlice(volume, z, opts, affine, clipped);
+    });
+  }
+  const affine = channelAffine(opts.normalization, intensityStats(volume.image), channels);
   return Array.from({ length: volume.shape[2] }, (_, z) => volumeSlice(volume, z, opts, affine));
 }
 

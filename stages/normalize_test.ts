@@ -5,6 +5,7 @@ import {
   expandChannels,
   intensityStats,
   normalize,
+  percentile,
   SAM_PIXEL_MEAN,
   SAM_PIXEL_STD,
   toOriginalGrid,
@@ -104,4 +105,20 @@ Deno.test("normalize: one-channel slices expand to equal copies; sam keeps its o
   assert.deepEqual(expandChannels(one, 3).image, three.image);
   assert.equal(expandChannels(three, 3), three);
   assert.ok(channelsAreCopies("zscore") && channelsAreCopies("minmax") && !channelsAreCopies("sam"));
+});
+
+Deno.test("normalize: medsam clips each slice to its 0.5/99.5 percentiles and maps it to [0, 1]", () => {
+  const vol = testVolume("m_frame01", [20, 20, 2], 4);
+  const plane = 400;
+  vol.image.fill(5, 0, plane); // slice 0 constant -> 0
+  for (let i = 0; i < plane; i++) vol.image[plane + i] = i; // slice 1: a ramp ...
+  vol.image[plane + 7] = 1e6; // ... with one outlier the clipping must remove
+  const [flat, ramp] = volumeSlices(vol, { imageSize: 20, normalization: "medsam", channels: 1 });
+  assert.ok(flat.image.every((v) => v === 0));
+  const lo = percentile(vol.image.subarray(plane), 0.005), hi = percentile(vol.image.subarray(plane), 0.995);
+  assert.ok(hi < 1e6, `99.5th percentile ${hi} ignores the outlier`);
+  assert.ok(Math.abs(Math.min(...ramp.image) - 0) < 1e-6 && Math.abs(Math.max(...ramp.image) - 1) < 1e-6);
+  assert.ok(Math.abs(ramp.image[7] - 1) < 1e-6, "the outlier is clipped to the top");
+  assert.ok(Math.abs(ramp.image[200] - (200 - lo) / (hi - lo)) < 1e-5);
+  assert.equal(percentile(Float32Array.from([1, 2, 3, 4]), 0.5), 2.5); // numpy's linear interpolation
 });

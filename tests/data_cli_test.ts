@@ -165,10 +165,12 @@ Deno.test({
 
     const again = JSON.parse((await data(["--data", root, "--seed", "1"])).stdout) as Report;
     assert.deepEqual(again.patients, rep.patients, "same seed, same split");
+    const sameSplit = JSON.parse((await data(["--data", root, "--seed", "7"])).stdout) as Report;
+    assert.deepEqual(sameSplit.patients, rep.patients, "the training seed leaves the split alone");
     const other = JSON.parse(
-      (await data(["--data", root, "--seed", "2", "--train-patients", "3"])).stdout,
+      (await data(["--data", root, "--split-seed", "2", "--train-patients", "3"])).stdout,
     ) as Report;
-    assert.notDeepEqual(other.patients.train, rep.patients.train, "another seed, another split");
+    assert.notDeepEqual(other.patients.train, rep.patients.train, "another split seed, another split");
     assert.deepEqual(other.labelled, other.patients.train.slice(0, 3));
   } finally {
     await Deno.remove(root, { recursive: true });

@@ -82,6 +82,33 @@ Deno.test("train --dry-run: the paper's vit_b LoRaMedNet has 20,833,796 trainabl
   assert.deepEqual(JSON.parse(r.stdout.trim()), { trainable_params: 20_833_796, frozen_params: 89_670_912 });
 });
 
+Deno.test("train --dry-run: every method's vit_b counts; vit_b with --data wants --weights or 'random'", async () => {
+  const expected: Record<string, number> = {
+    "cnn-head": 20_686_340,
+    "vit-head": 3_646_880,
+    samed: 4_212_016,
+  };
+  for (const [method, trainable] of Object.entries(expected)) {
+    const r = await cli("train", ["--preset", "vit_b", "--method", method, "--dry-run"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout.trim()).trainable_params, trainable, method);
+  }
+  const refused = await cli("train", ["--data", data, "--preset", "vit_b", "--dry-run"]);
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(refused.stderr, /--preset vit_b with --data needs --weights/);
+  const random = await cli("train", [
+    "--data",
+    data,
+    "--preset",
+    "vit_b",
+    "--weights",
+    "random",
+    "--dry-run",
+  ]);
+  assert.equal(random.code, 0, random.stderr);
+  assert.match(random.stderr, /base weights: random/);
+});
+
 Deno.test("train: bad flags exit 2 with one line, no stack", async () => {
   for (const args of [["--epochs", "0"], ["--method", "nope"], ["--bogus"], ["--resume"]]) {
     const r = await cli("train", args);

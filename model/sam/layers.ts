@@ -25,10 +25,12 @@ function isTrainable(w: tf.Tensor): boolean {
  * x [N, in] @ w^T for w [out, in]. Autodiff of a plain matMul would emit transposed-flag matmuls (10x slower
  * on wasm) and, for frozen weights, nothing cheaper; here dx = dy @ w needs no transpose at all and dw is
  * only built when w is a trainable tf.Variable. A frozen w is a constant: ask tf.grads for it and tfjs
- * reports it unreachable rather than returning a wrong gradient.
+ * reports it unreachable rather than returning a wrong gradient. The constant branch closes over w, so w must
+ * outlive the backward pass (a parameter does); a w computed inside the forward (a reshaped weight, which a
+ * tidy frees before backward runs) takes the `derived` branch, which saves it and passes its gradient on.
  */
-function matMulWt(x: T2, w: T2): T2 {
-  if (isTrainable(w)) {
+function matMulWt(x: T2, w: T2, derived = false): T2 {
+  if (derived || isTrainable(w)) {
     const f = tf.customGrad((...args: Args) => {
       const [xi, wi, save] = args as [T2, T2, tf.GradSaveFunc];
       save([xi, wi]);
@@ -50,10 +52,10 @@ function matMulWt(x: T2, w: T2): T2 {
 }
 
 /** torch.nn.Linear on the last axis: x [..., in], w [out, in], b [out] -> [..., out]. */
-export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
+export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor, derived = false): tf.Tensor {
   const [out, inp] = w.shape;
   const lead = x.shape.slice(0, -1);
-  const y = matMulWt(tf.reshape(x, [-1, inp]), w as T2); // [N, out]
+  const y = matMulWt(tf.reshape(x, [-1, inp]), w as T2, derived); // [N, out]
   return tf.reshape(b ? tf.add(y, b) : y, [...lead, out]);
 }
 
@@ -84,12 +86,13 @@ export function patchConv(x: tf.Tensor4D, w: tf.Tensor, b?: tf.Tensor): tf.Tenso
     k * k * ci,
   ]);
   const wf = tf.reshape(tf.transpose(w, [0, 2, 3, 1]), [co, k * k * ci]); // [Co, k*k*Ci]
-  return tf.reshape(linear(cols, wf, b), [n, h, wd, co]);
+  return tf.reshape(linear(cols, wf, b, true), [n, h, wd, co]); // wf is a copy: see matMulWt
 }
 
 /** 1x1 Conv2d: x [B, H, W, Ci], w [Co, Ci, 1, 1] -> [B, H, W, Co]. */
 export function conv1x1(x: tf.Tensor4D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor4D {
-  return linear(x, tf.reshape(w, [w.shape[0], w.shape[1]!]), b) as tf.Tensor4D;
+  // A reshape shares w's data, so the constant branch is safe; a trainable w needs its gradient passed on.
+  return linear(x, tf.reshape(w, [w.shape[0], w.shape[1]!]), b, isTrainable(w)) as tf.Tensor4D;
 }
 
 /** 3x3 Conv2d, stride 1, zero padding 1, no bias (the encoder neck): w [Co, Ci, 3, 3]. */
@@ -106,7 +109,8 @@ export function convTranspose2x2(x: tf.Tensor4D, w: tf.Tensor, b: tf.Tensor): tf
   const [ci, co] = w.shape;
   const [n, h, wd] = x.shape;
   const wf = tf.reshape(tf.transpose(w, [2, 3, 1, 0]), [4 * co, ci]); // [(a, c, Co), Ci]
-  const y = tf.reshape(linear(x, wf), [n * h, wd, 2, 2 * co]); // [B*H, W, a, (c, Co)]
+  // wf is computed here, not a parameter: `derived` keeps it for the backward pass and passes w's gradient on.
+  const y = tf.reshape(linear(x, wf, undefined, true), [n * h, wd, 2, 2 * co]); // [B*H, W, a, (c, Co)]
   const shuffled = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [n, 2 * h, 2 * wd, co]); // [B, 2H, 2W, Co]
   return tf.add(shuffled, b);
 }

@@ -151,9 +151,12 @@ function fanIn(shape: number[]): number {
  * (the official zero init would hide position bugs).
  */
 export function initSamParams(cfg: SamConfig, seed: number): Params {
-  const rng = new Rng(seed);
+  return initParams(samParamShapes(cfg), new Rng(seed));
+}
+
+/** Random tensors for SAM-named keys of any shapes, by the rules of initSamParams (heads that reshape parts). */
+export function initParams(shapes: Map<string, number[]>, rng: Rng): Params {
   const p: Params = new Map();
-  const shapes = samParamShapes(cfg);
   for (const [key, shape] of shapes) {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
