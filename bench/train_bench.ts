@@ -25,6 +25,9 @@ export interface StepBench {
   cpuMs: number;
   forwardMs: number;
   numTensorsFlat: boolean;
+  checkpointBlocks: boolean;
+  /** Peak resident memory of the process during the steps, bytes (the wasm heap lives inside it). */
+  peakRssBytes: number;
 }
 
 /** Times `steps` training steps of one configuration on one backend. */
@@ -35,6 +38,7 @@ export async function benchTrainStep(o: {
   encoderSize: number | null;
   batchSize: number;
   steps: number;
+  checkpointBlocks?: boolean;
 }): Promise<StepBench> {
   const { maxBindingBytes } = await selectBackend(o.backend, {}, () => {});
   const { model } = await createLoraMedNet({
@@ -48,7 +52,10 @@ export async function benchTrainStep(o: {
     headTopChannel: null,
     numClasses: NUM_CLASSES,
     seed: 0,
+    checkpointBlocks: o.checkpointBlocks,
   });
+  let peakRss = Deno.memoryUsage().rss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, Deno.memoryUsage().rss)), 200);
   const opt = new Adam(model.trainable, { lr: 5e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8 });
   const s = o.imageSize;
   const image = tf.randomNormal([o.batchSize, s, s, 3], 0, 1, "float32", 1) as tf.Tensor4D;
@@ -78,9 +85,12 @@ export async function benchTrainStep(o: {
       wallMs,
       cpuMs: (cpu.user + cpu.system) / 1000 / o.steps,
       forwardMs: performance.now() - f0,
+      checkpointBlocks: !!o.checkpointBlocks,
+      peakRssBytes: Math.max(peakRss, Deno.memoryUsage().rss),
       numTensorsFlat: counts.every((c) => c === counts[0]),
     };
   } finally {
+    clearInterval(sampler);
     tf.dispose([image, label]);
     opt.dispose();
     model.dispose();
@@ -95,11 +105,12 @@ async function main(args: string[]) {
     imageSize: int(16),
     encoderSize: int(16),
     batchSize: int(1),
+    checkpointBlocks: oneOf(["on", "off"]),
     json: flag,
   }, { defaults: { preset: "tiny", backends: "cpu,wasm,webgpu", steps: 5, batchSize: 4 } });
   if (help) {
     return console.log(
-      "usage: deno run -A bench/train_bench.ts [--preset tiny|vit_b] [--backends cpu,wasm,webgpu] [--steps 5] [--image-size S] [--encoder-size S] [--batch-size 4] [--json]",
+      "usage: deno run -A bench/train_bench.ts [--preset tiny|vit_b] [--backends cpu,wasm,webgpu] [--steps 5] [--image-size S] [--encoder-size S] [--batch-size 4] [--checkpoint-blocks on|off] [--json]",
     );
   }
   const preset = values.preset!;
@@ -119,6 +130,7 @@ async function main(args: string[]) {
           (preset === "vit_b" ? 224 : 64),
         encoderSize: values.encoderSize ?? null,
         batchSize: values.batchSize!,
+        checkpointBlocks: (values.checkpointBlocks ?? (preset === "vit_b" ? "on" : "off")) === "on",
       }),
     );
     const r = rows.at(-1)!;

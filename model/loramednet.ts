@@ -142,6 +142,8 @@ export interface BuildOptions {
   seed: number;
   /** The device's largest bindable tensor in bytes (engine/backend.ts; absent or Infinity off WebGPU). */
   maxBindingBytes?: number;
+  /** Activation checkpointing of the encoder blocks that train (see EncoderOptions). */
+  checkpointBlocks?: boolean;
 }
 
 /** The model spec a config implies (no weights touched). */
@@ -173,5 +175,11 @@ export function loraMedNetSpec(o: BuildOptions): LoraMedNetSpec {
 export async function createLoraMedNet(o: BuildOptions): Promise<{ model: LoraMedNet; base: BaseWeights }> {
   const spec = loraMedNetSpec(o);
   const { params, base } = await loadSamWeights(o, spec.sam, isEncoderKey);
-  return { model: new LoraMedNet(spec, params, o.seed, encoderLimits(o.maxBindingBytes ?? Infinity)), base };
+  return {
+    model: new LoraMedNet(spec, params, o.seed, {
+      ...encoderLimits(o.maxBindingBytes ?? Infinity),
+      checkpointBlocks: o.checkpointBlocks,
+    }),
+    base,
+  };
 }

@@ -33,6 +33,8 @@ export interface MethodOptions {
   randomPe?: boolean;
   /** The device's largest bindable tensor in bytes (absent or Infinity off WebGPU). */
   maxBindingBytes?: number;
+  /** Activation checkpointing of encoder blocks that train (see EncoderOptions). */
+  checkpointBlocks?: boolean;
 }
 
 /** Methods this build can construct (the others answer "not available in this build"). */

@@ -36,6 +36,8 @@ export interface SamedOptions extends SamWeightsSource {
   /** Classes including background: the decoder's mask-token count. */
   numClasses: number;
   maxBindingBytes?: number;
+  /** Activation checkpointing of the encoder blocks that train (see EncoderOptions). */
+  checkpointBlocks?: boolean;
 }
 
 export interface SamedSpec {
@@ -167,5 +169,11 @@ export async function createSamed(o: SamedOptions): Promise<{ model: Samed; base
       t.dispose();
     } else frozen.set(k, t);
   }
-  return { model: new Samed(spec, frozen, decoder, rng, encoderLimits(o.maxBindingBytes ?? Infinity)), base };
+  return {
+    model: new Samed(spec, frozen, decoder, rng, {
+      ...encoderLimits(o.maxBindingBytes ?? Infinity),
+      checkpointBlocks: o.checkpointBlocks,
+    }),
+    base,
+  };
 }

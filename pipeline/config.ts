@@ -90,9 +90,16 @@ export const TRAIN_OPTIONS = {
   randomPe: flag,
   augment: augmentKind,
   backend: oneOf(BACKEND_NAMES),
+  /**
+   * Activation checkpointing of the encoder blocks that train (LoRA): auto = on for vit_b, whose activations
+   * at 1024 px exhaust a CPU backend's memory otherwise; off for tiny, where it would only cost time.
+   */
+  checkpointBlocks: oneOf(["auto", "on", "off"]),
   /** Run directory; null = runs/<date>-<method>. */
   out: nullable(path),
   onBadCase: oneOf(["fail", "skip"]),
+  /** Validate every n-th epoch (and after the last); best/ is chosen among the validated epochs. */
+  valEvery: int(1),
   /** Log (and print, off a terminal) every n-th step. */
   logEvery: int(1),
   /** Demo only: how many phantom patients to generate. */
@@ -152,8 +159,10 @@ export const PAPER_DEFAULTS: TrainConfig = {
   randomPe: false,
   augment: {},
   backend: "auto",
+  checkpointBlocks: "auto",
   out: null,
   onBadCase: "fail",
+  valEvery: 1,
   logEvery: 10,
   demoPatients: 20,
 };

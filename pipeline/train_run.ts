@@ -34,7 +34,10 @@ import { makeDemoData } from "./demo_data.ts";
 
 /** The model options a config implies (weights "random" becomes null: seeded random base weights). */
 export function methodOptions(cfg: TrainConfig, maxBindingBytes?: number): MethodOptions {
-  return { ...cfg, weights: weightsFile(cfg), numClasses: NUM_CLASSES, maxBindingBytes };
+  const checkpointBlocks = cfg.checkpointBlocks === "auto"
+    ? cfg.preset === "vit_b"
+    : cfg.checkpointBlocks === "on";
+  return { ...cfg, weights: weightsFile(cfg), numClasses: NUM_CLASSES, maxBindingBytes, checkpointBlocks };
 }
 
 /**
@@ -225,6 +228,7 @@ export async function runTraining(
       sink: runDirSink(dir, meta),
       state,
       logEvery: cfg.logEvery,
+      valEvery: cfg.valEvery,
       signal: opts.signal,
       validate: () => validationDice(model, data, cfg.batchSize),
     });

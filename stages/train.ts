@@ -35,6 +35,8 @@ export interface TrainOptions {
   /** Where to start: a fresh state, or the one loaded for --resume. */
   state: TrainState;
   logEvery: number;
+  /** Validate every n-th epoch (and after the last one); default 1. */
+  valEvery?: number;
   /** Validation Dice of the current weights (mean over val patients, paper protocol). */
   validate: () => Promise<DiceScores>;
   loss?: (logits: tf.Tensor, labels: tf.Tensor) => tf.Scalar;
@@ -118,8 +120,11 @@ export async function* train(opts: TrainOptions): AsyncGenerator<TrainEvent> {
     // Hu code: ReduceLROnPlateau fed the epoch's last training-batch loss, from epoch 10 on.
     const lr = schedule.step(epoch, last, optimizer.lr);
     optimizer.lr = lr;
-    const dice = await opts.validate();
-    const isBest = !state.best || dice.avg > state.best.dice;
+    // Validation every valEvery epochs and always after the last: it runs the whole encoder over every
+    // validation slice, which can cost more than the epoch itself.
+    const every = opts.valEvery ?? 1;
+    const dice = (epoch + 1) % every === 0 || epoch + 1 === epochs ? await opts.validate() : null;
+    const isBest = dice !== null && (!state.best || dice.avg > state.best.dice);
     state.epoch = epoch + 1;
     state.lr = lr;
     state.schedule = schedule.state();
@@ -127,7 +132,7 @@ export async function* train(opts: TrainOptions): AsyncGenerator<TrainEvent> {
     state.elapsedS = elapsed();
     const trainable = await model.exportTrainable();
     if (isBest) {
-      state.best = { epoch: epoch + 1, dice: dice.avg };
+      state.best = { epoch: epoch + 1, dice: dice!.avg };
       await sink.saveBest(trainable, state.best);
     }
     await sink.log({
@@ -135,11 +140,11 @@ export async function* train(opts: TrainOptions): AsyncGenerator<TrainEvent> {
       epoch: epoch + 1,
       loss: last,
       lr,
-      val_dice: dice,
+      ...(dice ? { val_dice: dice } : {}),
       best: isBest,
       elapsed_s: state.elapsedS,
     });
-    yield { type: "validation", epoch: epoch + 1, dice, best: isBest };
+    if (dice) yield { type: "validation", epoch: epoch + 1, dice, best: isBest };
     await sink.saveCheckpoint({
       trainable,
       optimizer: await optimizer.exportState(),

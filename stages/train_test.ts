@@ -132,6 +132,56 @@ Deno.test("train stage: events, log records, checkpoint and best per epoch to it
   model.dispose();
 });
 
+Deno.test("train stage: --val-every validates every n-th epoch and after the last; best comes from those", async () => {
+  await selectBackend("wasm", {}, quiet);
+  const sink = memorySink();
+  const model = await tinyModel();
+  const optimizer = new Adam(model.trainable, { lr: 1e-3, beta1: 0.5, beta2: 0.999, eps: 1e-8 });
+  const schedule = new LrSchedule(PLATEAU_DEFAULTS);
+  let validations = 0;
+  const types: string[] = [];
+  for await (
+    const ev of train({
+      model,
+      data,
+      optimizer,
+      schedule,
+      epochs: 3,
+      batchSize: 8,
+      sink,
+      logEvery: 100,
+      valEvery: 2,
+      state: {
+        epoch: 0,
+        step: 0,
+        lr: 1e-3,
+        schedule: schedule.state(),
+        rng: data.epochRng(0).state(),
+        best: null,
+        elapsedS: 0,
+      },
+      validate: () => {
+        validations++;
+        return Promise.resolve({ RV: 0.1, Myo: 0.2, LV: 0.3, avg: 0.2 * validations });
+      },
+    })
+  ) if (ev.type !== "progress") types.push(`${ev.type}${"epoch" in ev ? ev.epoch : ""}`);
+  assert.equal(validations, 2, "epochs 2 and 3 (the last)");
+  assert.deepEqual(types, [
+    "checkpoint1",
+    "validation2",
+    "checkpoint2",
+    "validation3",
+    "checkpoint3",
+    "done3",
+  ]);
+  const epochs = sink.records.filter((r) => r.type === "epoch");
+  assert.deepEqual(epochs.map((r) => "val_dice" in r), [false, true, true]);
+  assert.equal(sink.best!.epoch, 3);
+  optimizer.dispose();
+  model.dispose();
+});
+
 Deno.test({
   name: "cleanup",
   fn: async () => await Deno.remove(root, { recursive: true }),

@@ -20,6 +20,12 @@ export interface EncoderOptions {
   maxChunkBytes?: number;
   /** Cap on a block's widest activation; batches run in passes of whole images under it (default: none). */
   maxActivationBytes?: number;
+  /**
+   * Activation checkpointing: a block with trainable weights (LoRA) keeps only its input for the backward
+   * pass and recomputes its forward there, so training memory grows with one block's activations instead of
+   * all of them (one more forward pass of compute). Gradients are the same numbers.
+   */
+  checkpointBlocks?: boolean;
 }
 
 /** The options that keep every tensor under a device's binding limit (Infinity: no limit, e.g. off WebGPU). */
@@ -158,6 +164,52 @@ export function imageEncoder(
 }
 
 /**
+ * Runs f (which calls tf.grads) from inside a backward pass. tfjs's gradients() starts a fresh tape when no
+ * forward is recording, and when it finishes it clears the engine's tape, the one the outer backward pass
+ * still has to clean up; tfjs has no public way to nest, so the outer tape is put back afterwards.
+ */
+function withOuterTape<T>(f: () => T): T {
+  const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+  const outer = state.activeTape;
+  try {
+    return f();
+  } finally {
+    state.activeTape = outer;
+  }
+}
+
+/**
+ * block() under activation checkpointing. tfjs runs a customGrad's forward without recording it on the tape
+ * (its inner kernels run at kernel depth > 0), so only the saved block input survives until backward, where
+ * tf.grads re-runs the block and differentiates it with respect to the input and the block's variables.
+ */
+function checkpointedBlock(
+  p: Params,
+  cfg: SamConfig,
+  i: number,
+  x: tf.Tensor4D,
+  opts: EncoderOptions,
+): tf.Tensor4D {
+  const pre = `image_encoder.blocks.${i}.`;
+  const vars = [...p].filter(([k, t]) => k.startsWith(pre) && t instanceof tf.Variable && t.trainable)
+    .map(([, t]) => t);
+  if (vars.length === 0) return block(p, cfg, i, x, opts); // nothing to train here: no tape to save
+  const run = (input: tf.Tensor) => block(p, cfg, i, input as tf.Tensor4D, opts);
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.at(-1) as tf.GradSaveFunc;
+    const input = args[0] as tf.Tensor4D;
+    save([input]);
+    return {
+      value: run(input),
+      // The variables are the same tensors block() reads from p, so tf.grads finds them on the recomputed tape.
+      gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) =>
+        withOuterTape(() => tf.grads((xx: tf.Tensor, ..._vs: tf.Tensor[]) => run(xx))([xs, ...vars], dy)),
+    };
+  });
+  return f(x, ...vars) as tf.Tensor4D;
+}
+
+/**
  * Images per pass: a block's largest activation (the MLP hidden layer or qkv, [B*tokens, 4C or 3C] with
  * window padding) must stay under limit (Infinity: all at once).
  */
@@ -184,7 +236,9 @@ function encode(p: Params, cfg: SamConfig, x: tf.Tensor4D, opts: EncoderOptions)
     ) as tf.Tensor4D;
     for (let i = 0; i < cfg.depth; i++) {
       const prev = t;
-      t = tf.tidy(() => block(p, cfg, i, prev, opts));
+      t = tf.tidy(() =>
+        opts.checkpointBlocks ? checkpointedBlock(p, cfg, i, prev, opts) : block(p, cfg, i, prev, opts)
+      );
     }
     const n0 = conv1x1(t, param(p, "image_encoder.neck.0.weight"));
     const n1 = layerNorm(
