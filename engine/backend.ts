@@ -18,6 +18,8 @@ export interface BackendChoice {
   hardware?: boolean;
   /** Largest tensor in bytes one kernel may bind (webgpu only). */
   maxBindingBytes?: number;
+  /** The limits the WebGPU device granted (webgpu only). */
+  limits?: DeviceLimits;
   /** One sentence saying why this backend was picked. */
   reason: string;
 }
@@ -93,12 +95,36 @@ function installBindingGuard(limit: number) {
   };
 }
 
-/** The binding limit of the active backend in bytes (Infinity off webgpu). */
-export function bindingLimit(): number {
-  if (tf.getBackend() !== "webgpu") return Infinity;
-  const device = (tf.backend() as unknown as { device: GPUDevice }).device;
-  return device.limits.maxStorageBufferBindingSize;
+/** The device limits that size our work, as the device granted them (tfjs asks for the adapter's maxima). */
+export interface DeviceLimits {
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
 }
+
+/** The active WebGPU device's granted limits (undefined off webgpu). */
+export function deviceLimits(): DeviceLimits | undefined {
+  if (tf.getBackend() !== "webgpu") return undefined;
+  const l = (tf.backend() as unknown as { device: GPUDevice }).device.limits;
+  return {
+    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+    maxBufferSize: l.maxBufferSize,
+    maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+  };
+}
+
+/**
+ * The largest tensor one kernel may bind on the active backend, in bytes (Infinity off webgpu): a storage
+ * binding can be no larger than its buffer, so the smaller of the two limits.
+ */
+export function bindingLimit(): number {
+  const l = deviceLimits();
+  return l ? Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize) : Infinity;
+}
+
+const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
 
 async function activate(name: "webgpu" | "wasm" | "cpu"): Promise<void> {
   const ok = await tf.setBackend(name);
@@ -152,6 +178,16 @@ export async function selectBackend(
   if (choice.backend === "webgpu") {
     choice.maxBindingBytes = bindingLimit();
     installBindingGuard(choice.maxBindingBytes);
+    const granted = deviceLimits()!, offered = adapter?.limits;
+    choice.limits = granted;
+    log(
+      `webgpu device limits: storage binding ${mib(granted.maxStorageBufferBindingSize)} (adapter ` +
+        `${offered ? mib(offered.maxStorageBufferBindingSize) : "?"}), buffer ${
+          mib(granted.maxBufferSize)
+        }, ` +
+        `workgroup storage ${granted.maxComputeWorkgroupStorageSize} B, ${granted.maxComputeInvocationsPerWorkgroup} ` +
+        `invocations per workgroup; no tensor may exceed ${mib(choice.maxBindingBytes)}`,
+    );
   }
   log(`backend: ${choice.backend} (${choice.reason})`);
   return choice;

@@ -59,3 +59,16 @@ Deno.test({
   },
 });
 if (!hasAdapter) console.error("backend_test: webgpu tests skipped: no WebGPU adapter on this machine");
+
+Deno.test({
+  name: "webgpu: the granted device limits are read and logged; the binding limit is the smaller of binding and buffer",
+  ignore: !hasAdapter,
+  async fn() {
+    const lines: string[] = [];
+    const choice = await selectBackend("webgpu", {}, (l) => lines.push(l));
+    const l = choice.limits!;
+    assert.ok(l.maxStorageBufferBindingSize >= 2 ** 27 && l.maxBufferSize >= 2 ** 27, JSON.stringify(l));
+    assert.equal(choice.maxBindingBytes, Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize));
+    assert.ok(lines.some((s) => /^webgpu device limits: storage binding \d+ MiB/.test(s)), lines.join("\n"));
+  },
+});

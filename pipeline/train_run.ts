@@ -7,6 +7,7 @@ import { tf } from "../engine/tf.ts";
 import { ceDiceLoss } from "../model/losses.ts";
 import { createSegmenter, type MethodOptions, methodParamCounts } from "../model/methods.ts";
 import { PRESETS } from "../model/sam/config.ts";
+import { encoderLimits, imagesPerPass } from "../model/sam/image_encoder.ts";
 import { encoderSizeOf } from "../model/sam_weights.ts";
 import type { Segmenter } from "../model/segmenter.ts";
 import { type BackendChoice, selectBackend } from "../engine/backend.ts";
@@ -130,6 +131,23 @@ async function validationDice(model: Segmenter, data: Dataset, batchSize: number
   return (await evaluate(model, data.evalPatients("val"), { batchSize, perFrame: false })).dice;
 }
 
+/** What the device's binding limit means for this run's encoder: the attention chunks and images per pass. */
+export function derivedLimits(
+  cfg: Pick<TrainConfig, "preset" | "encoderSize">,
+  maxBindingBytes: number,
+  batch: number,
+) {
+  const size = encoderSizeOf(cfg);
+  const lim = encoderLimits(maxBindingBytes);
+  const perPass = imagesPerPass({ ...PRESETS[cfg.preset], image_size: size }, size, size, maxBindingBytes);
+  return `derived from the device limits: attention in chunks of <= ${
+    (lim.maxChunkBytes! / 2 ** 20).toFixed(0)
+  } ` +
+    `MiB of logits; the ${size} px encoder runs ${
+      Math.min(perPass, batch)
+    } of a batch's ${batch} image(s) per pass`;
+}
+
 /** Runs (or resumes, or dry-runs) training and evaluates the result on the test patients. */
 export async function runTraining(
   cfg: TrainConfig,
@@ -141,6 +159,7 @@ export async function runTraining(
   const kernels = await trainingKernels(cfg);
   const choice: BackendChoice = await selectBackend(cfg.backend, { kernels }, log);
   const build = methodOptions(cfg, choice.maxBindingBytes);
+  if (choice.maxBindingBytes !== undefined) log(derivedLimits(cfg, choice.maxBindingBytes, cfg.batchSize));
   const dir = cfg.out ?? defaultOut(cfg);
   const fresh = !(await Deno.stat(dir).then(() => true, () => false));
   await Deno.mkdir(dir, { recursive: true });

@@ -213,7 +213,7 @@ function checkpointedBlock(
  * Images per pass: a block's largest activation (the MLP hidden layer or qkv, [B*tokens, 4C or 3C] with
  * window padding) must stay under limit (Infinity: all at once).
  */
-function imagesPerPass(cfg: SamConfig, hIn: number, wIn: number, limit: number): number {
+export function imagesPerPass(cfg: SamConfig, hIn: number, wIn: number, limit: number): number {
   if (!Number.isFinite(limit)) return Infinity;
   const pad = (n: number) => cfg.window_size > 0 ? Math.ceil(n / cfg.window_size) * cfg.window_size : n;
   const tokens = pad(hIn / cfg.patch_size) * pad(wIn / cfg.patch_size);
