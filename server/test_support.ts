@@ -83,3 +83,34 @@ export async function testApp(runsDir: string, o: TestAppOptions = {}) {
   };
   return { app, trainer, models, gate, close };
 }
+
+export interface SseMessage {
+  event: string;
+  data: string;
+  id?: string;
+}
+
+/** The messages of a text/event-stream body as they arrive (comments skipped). */
+export async function* sseMessages(body: ReadableStream<Uint8Array>): AsyncGenerator<SseMessage> {
+  let buffer = "";
+  for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const msg: SseMessage = { event: "message", data: "" };
+      const data: string[] = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith(":")) continue;
+        const [field, ...rest] = line.split(":");
+        const value = rest.join(":").replace(/^ /, "");
+        if (field === "event") msg.event = value;
+        if (field === "data") data.push(value);
+        if (field === "id") msg.id = value;
+      }
+      msg.data = data.join("\n");
+      if (data.length) yield msg;
+    }
+  }
+}
