@@ -110,17 +110,26 @@ export function createApp(deps: AppDeps): Hono {
       rss_mb: Math.round(Deno.memoryUsage().rss / 2 ** 20),
     }));
   if (deps.token) app.use("/api/*", tokenAuth(deps.token));
-  app.use(
-    "/api/*",
-    bodyLimit({
-      maxSize: deps.bodyLimitBytes,
-      onError: (c) =>
-        c.json({
-          error: "payload too large",
-          detail: `the request body is over the server's limit of ${deps.bodyLimitBytes} bytes`,
-        }, 413),
-    }),
-  );
+  const limit = bodyLimit({
+    maxSize: deps.bodyLimitBytes,
+    onError: (c) =>
+      c.json({
+        error: "payload too large",
+        detail: `the request body is over the server's limit of ${deps.bodyLimitBytes} bytes`,
+      }, 413),
+  });
+  app.use("/api/*", async (c, next) => {
+    try {
+      return await limit(c, next);
+    } catch (err) {
+      // bodyLimit reads a body sent without a length itself: a client that hangs up fails that read.
+      throw err instanceof UserError ? err : new HttpError(
+        400,
+        "upload interrupted",
+        `the request body could not be read (${(err as Error).message})`,
+      );
+    }
+  });
 
   app.get("/api/runs", async (c) => {
     const ids = new Set(await listRunIds(deps.runsDir));
