@@ -1,6 +1,6 @@
 /**
  * Public API of sam-medseg: re-exports only, floor by floor from the bottom (errors, io, engine, model,
- * stages, pipeline), as docs/architecture.md describes them. Command-line entry points, benchmarks and the
+ * stages, pipeline, server), as docs/architecture.md describes them. Command-line entry points, benchmarks and the
  * fixture generator are not part of it.
  */
 
@@ -116,3 +116,10 @@ export { loadCheckpoint, runDirSink, saveCheckpoint } from "./pipeline/run_dir.t
 export { ProgressReporter } from "./pipeline/progress.ts";
 export { runTraining } from "./pipeline/train_run.ts";
 export { evaluateRun, openRun } from "./pipeline/eval_run.ts";
+
+// server: the HTTP API and web page as a Hono app (deno task serve wraps it in Deno.serve)
+export { createApp } from "./server/app.ts";
+export type { AppDeps } from "./server/app.ts";
+export { Trainer } from "./server/trainer.ts";
+export { ModelCache } from "./server/model_cache.ts";
+export { PredictGate } from "./server/predict_gate.ts";
