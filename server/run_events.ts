@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import { RUN_FILES } from "../pipeline/run_dir.ts";
 import type { DiceScores } from "../stages/train_events.ts";
+import { readJsonOrNull } from "./run_info.ts";
 import { LogFollower, type LogRecord } from "./run_log.ts";
 import type { Job } from "./trainer.ts";
 
@@ -45,10 +46,6 @@ export function eventOf(
     };
   }
   return null;
-}
-
-async function readJsonOrNull<T>(path: string): Promise<T | null> {
-  return await Deno.readTextFile(path).then((t) => JSON.parse(t) as T, () => null);
 }
 
 /**

@@ -39,7 +39,8 @@ export interface RunSummary {
   error?: string;
 }
 
-async function readJsonOrNull<T>(path: string): Promise<T | null> {
+/** A JSON file's value, or null when it is missing or torn (a run's files are read while they change). */
+export async function readJsonOrNull<T>(path: string): Promise<T | null> {
   try {
     return JSON.parse(await Deno.readTextFile(path)) as T;
   } catch {
