@@ -70,7 +70,8 @@ Deno.test("page assets come from this server, read from the npm packages", async
   try {
     for (
       const [path, type, text] of [
-        ["/page.js", "text/javascript", /from "\/vendor\/uplot.js"/],
+        ["/page.js", "text/javascript", /from "\/curves.js"/],
+        ["/curves.js", "text/javascript", /from "\/vendor\/uplot.js"/],
         ["/vendor/uplot.js", "text/javascript", /export \{ uPlot as default \}|export default uPlot/],
         ["/vendor/uplot.css", "text/css", /\.uplot/],
         ["/vendor/fetch-event-source/index.js", "text/javascript", /from '\.\/fetch'/],

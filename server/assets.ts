@@ -24,6 +24,9 @@ function table(): Record<string, [() => string, string]> {
   return {
     "/": [() => page("index.html"), HTML],
     "/page.js": [() => page("page.js"), JS],
+    "/common.js": [() => page("common.js"), JS],
+    "/curves.js": [() => page("curves.js"), JS],
+    "/viewer.js": [() => page("viewer.js"), JS],
     "/page.css": [() => page("page.css"), CSS],
     "/vendor/uplot.js": [() => pkg("uplot/dist/uPlot.esm.js"), JS],
     "/vendor/uplot.css": [() => pkg("uplot/dist/uPlot.min.css"), CSS],
