@@ -3,9 +3,8 @@
  * of docs/http.md on Deno.serve. Prints `{"url": ...}` on stdout once listening; Ctrl-C (or SIGTERM) stops a
  * training run after its current step, waits for it, and exits.
  */
-import { resolve } from "node:path";
 import { ConfigError, UserError } from "../errors.ts";
-import { selectBackend } from "../engine/backend.ts";
+import { BACKEND_NAMES, selectBackend } from "../engine/backend.ts";
 import { openRun } from "../pipeline/eval_run.ts";
 import { parseCommand } from "../pipeline/flags.ts";
 import { int, nullable, optionName, path } from "../pipeline/option_schema.ts";
@@ -17,7 +16,6 @@ import { TOKEN_CHARS } from "./auth.ts";
 import { ModelCache } from "./model_cache.ts";
 import { PredictGate } from "./predict_gate.ts";
 import { Trainer } from "./trainer.ts";
-import { isRealDir } from "./run_id.ts";
 import { z } from "zod";
 
 /** The server's options, in the vocabulary of the training options. */
@@ -54,14 +52,27 @@ const DEFAULTS = {
   models: 2,
 };
 
-const USAGE = `usage: deno task serve [${
-  Object.keys(SERVE_OPTIONS).map((k) => `--${optionName(k)} ${k === "token" ? "T" : "X"}`).join("] [")
-}]
-defaults: ${
-  Object.entries(DEFAULTS).map(([k, v]) => `--${optionName(k)} ${v}`).join(" ")
-}; the token may also come from SERVE_TOKEN`;
+/** Each flag shown with its default (the token as T, the backend with its choices). */
+const USAGE = `usage: deno task serve ${
+  Object.entries(DEFAULTS).map(([k, v]) =>
+    `[--${optionName(k)} ${k === "token" ? "T" : k === "backend" ? BACKEND_NAMES.join("|") : v}]`
+  ).join(" ")
+}
+The token may also come from SERVE_TOKEN; docs/http.md explains every option.`;
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1|\[::1\])$/;
+
+/** The runs folder as an absolute real path, created if missing (it may itself be a link to a folder). */
+async function runsFolder(given: string): Promise<string> {
+  const info = await Deno.stat(given).catch(() => null);
+  if (info && !info.isDirectory) throw new UserError(`--runs ${given}: exists and is not a folder`);
+  try {
+    if (!info) await Deno.mkdir(given, { recursive: true });
+    return await Deno.realPath(given);
+  } catch (err) {
+    throw new UserError(`--runs ${given}: cannot create or open the folder (${(err as Error).message})`);
+  }
+}
 
 async function main(args: string[]) {
   const { options, help } = parseCommand(args, SERVE_OPTIONS, { defaults: DEFAULTS });
@@ -71,12 +82,7 @@ async function main(args: string[]) {
   if (token !== null && !TOKEN_CHARS.test(token)) {
     throw new ConfigError(`SERVE_TOKEN: not a token of A-Z a-z 0-9 . _ ~ + / -`);
   }
-  const runsDir = resolve(o.runs);
-  if (!(await isRealDir(runsDir))) {
-    const exists = await Deno.lstat(runsDir).then(() => true, () => false);
-    if (exists) throw new UserError(`--runs ${o.runs}: exists and is not a folder`);
-    await Deno.mkdir(runsDir, { recursive: true });
-  }
+  const runsDir = await runsFolder(o.runs);
   pageAssets(); // a missing package fails here, not on the first page load
   const log = (l: string) => console.error(l);
   const choice = await selectBackend(o.backend, {}, log);
