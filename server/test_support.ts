@@ -32,10 +32,14 @@ export async function tinyData(dir: string): Promise<string> {
   return dir;
 }
 
+/** Option values as command-line flags: {"batch-size": 4} -> ["--batch-size", "4"]. */
+export const toFlags = (values: Record<string, string | number>): string[] =>
+  Object.entries(values).flatMap(([k, v]) => [`--${k}`, String(v)]);
+
 /** Trains a tiny run into out with the train command (epochs 2 unless given); fails loudly. */
 export async function trainTinyRun(data: string, out: string, options: Record<string, string | number> = {}) {
   const values = { ...TINY_RUN, epochs: 2, ...options, data, out };
-  const args = Object.entries(values).flatMap(([k, v]) => [`--${k}`, String(v)]);
+  const args = toFlags(values);
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", TRAIN, ...args],
     stdout: "piped",

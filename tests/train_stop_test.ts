@@ -3,7 +3,7 @@
  * step, keeps the last complete epoch's checkpoint, prints `{"run", "cancelled": true, "epoch"}` and exits 0.
  */
 import assert from "node:assert/strict";
-import { TINY_RUN, tinyData } from "../server/test_support.ts";
+import { TINY_RUN, tinyData, toFlags } from "../server/test_support.ts";
 
 const TRAIN = new URL("../cli/train.ts", import.meta.url).pathname;
 
@@ -12,9 +12,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     const tmp = await Deno.makeTempDir({ prefix: "train_stop_" });
     const data = await tinyData(`${tmp}/data`);
     const out = `${tmp}/run`;
-    const args = Object.entries({ ...TINY_RUN, data, out, epochs: 500 }).flatMap((
-      [k, v],
-    ) => [`--${k}`, String(v)]);
+    const args = toFlags({ ...TINY_RUN, data, out, epochs: 500 });
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", TRAIN, ...args],
       stdout: "piped",
