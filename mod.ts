@@ -1,6 +1,6 @@
 /**
  * Public API of sam-medseg: re-exports only, floor by floor from the bottom (errors, io, engine, model,
- * stages, pipeline), as docs/architecture.md describes them. Command-line entry points, benchmarks and the
+ * stages, pipeline, server), as docs/architecture.md describes them. Command-line entry points, benchmarks and the
  * fixture generator are not part of it.
  */
 
@@ -126,3 +126,10 @@ export { gridCells, runCell } from "./pipeline/table.ts";
 export type { Cell, CellResult, GridOptions } from "./pipeline/table.ts";
 export { tableRows, writeTable } from "./pipeline/table_report.ts";
 export { PAPER_TABLE_1 } from "./pipeline/paper_table.ts";
+
+// server: the HTTP API and web page as a Hono app (deno task serve wraps it in Deno.serve)
+export { createApp } from "./server/app.ts";
+export type { AppDeps } from "./server/app.ts";
+export { Trainer } from "./server/trainer.ts";
+export { ModelCache } from "./server/model_cache.ts";
+export { PredictGate } from "./server/predict_gate.ts";

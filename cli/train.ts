@@ -62,6 +62,25 @@ async function resumeConfig(flags: Record<string, string>): Promise<TrainConfig>
   return checkConfig(resumed);
 }
 
+/**
+ * SIGINT/SIGTERM (Ctrl-C, or the server's cancel): the first stops training after the current step, keeping
+ * the last complete epoch's checkpoint for --resume; a second one quits at once.
+ */
+function stopOnSignal(say: (line: string) => void): { signal: AbortSignal; remove: () => void } {
+  const ctrl = new AbortController();
+  const onSignal = () => {
+    if (ctrl.signal.aborted) Deno.exit(130);
+    say("stopping after the current step (the last complete epoch's checkpoint stays); again to quit now");
+    ctrl.abort();
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  return {
+    signal: ctrl.signal,
+    remove: () => signals.forEach((s) => Deno.removeSignalListener(s, onSignal)),
+  };
+}
+
 async function main(args: string[]) {
   const { options, given, help } = parseCommand(args, SHAPE);
   if (help) return console.log(USAGE);
@@ -70,19 +89,29 @@ async function main(args: string[]) {
   const flags = Object.fromEntries(Object.entries(given).filter(([name]) => !COMMAND_ONLY.has(name)));
   const cfg = resume ? await resumeConfig(flags) : await resolveConfig(flags, config);
   const reporter = new ProgressReporter({ every: cfg.logEvery });
+  const stop = stopOnSignal((l) => reporter.line(l));
   try {
     if (cfg.data === null && !resume && !dryRun) {
       reporter.line("demo: no --data given, training the tiny preset on synthetic phantoms");
     }
+    let stoppedAfter: number | undefined;
     const result = await runTraining(cfg, {
       resume: !!resume,
       dryRun: !!dryRun,
-      onEvent: (ev) => reporter.onEvent(ev),
+      signal: stop.signal,
+      onEvent: (ev) => {
+        if (ev.type === "done" && ev.cancelled) stoppedAfter = ev.epoch;
+        reporter.onEvent(ev);
+      },
       log: (l) => reporter.line(l),
     });
     reporter.stop();
-    console.log(JSON.stringify(result));
+    const run = (result as { run?: string }).run;
+    console.log(
+      JSON.stringify(stoppedAfter === undefined ? result : { run, cancelled: true, epoch: stoppedAfter }),
+    );
   } finally {
+    stop.remove();
     reporter.stop();
   }
 }

@@ -61,7 +61,8 @@ Deno.test({
 if (!hasAdapter) console.error("backend_test: webgpu tests skipped: no WebGPU adapter on this machine");
 
 Deno.test({
-  name: "webgpu: the granted device limits are read and logged; the binding limit is the smaller of binding and buffer",
+  name:
+    "webgpu: the granted device limits are read and logged; the binding limit is the smaller of binding and buffer",
   ignore: !hasAdapter,
   async fn() {
     const lines: string[] = [];

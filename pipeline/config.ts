@@ -278,10 +278,22 @@ export async function resolveConfig(
   configPath?: string,
 ): Promise<TrainConfig> {
   const fromFile = configPath ? await readConfigFile(configPath) : {};
-  const hasData = (flags.data ?? fromFile.data ?? null) !== null && flags.data !== "null";
+  return resolveOptions(fromFile, configPath ?? "config", flags);
+}
+
+/**
+ * resolveConfig for values already in memory (a parsed --config file, or the server's run request, named by
+ * `source` in errors), with flags applied last.
+ */
+export function resolveOptions(
+  values: Record<string, unknown>,
+  source: string,
+  flags: Record<string, string> = {},
+): TrainConfig {
+  const hasData = (flags.data ?? values.data ?? null) !== null && flags.data !== "null";
   let cfg = hasData ? { ...PAPER_DEFAULTS } : { ...DEMO_DEFAULTS };
-  if (hasData && (flags.preset ?? fromFile.preset) === "tiny") cfg = { ...cfg, ...TINY_RECIPE };
-  cfg = applyOptions(cfg, fromFile, configPath ?? "config");
+  if (hasData && (flags.preset ?? values.preset) === "tiny") cfg = { ...cfg, ...TINY_RECIPE };
+  cfg = applyOptions(cfg, values, source);
   cfg = applyOptions(cfg, flags, "flags");
   return checkConfig(cfg);
 }

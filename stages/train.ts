@@ -105,6 +105,7 @@ export async function* train(opts: TrainOptions): AsyncGenerator<TrainEvent> {
           type: "step",
           epoch: epoch + 1,
           step,
+          steps,
           global_step: state.step,
           loss: last,
           lr: optimizer.lr,

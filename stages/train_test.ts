@@ -122,6 +122,7 @@ Deno.test("train stage: events, log records, checkpoint and best per epoch to it
   assert.deepEqual([...ck.optimizer.keys()].length > 0, true);
   assert.equal(sink.records.filter((r) => r.type === "epoch").length, 2);
   assert.equal(sink.records.filter((r) => r.type === "step").length, 2 * steps);
+  assert.ok(sink.records.every((r) => r.type !== "step" || r.steps === steps), "step records carry steps");
   assert.ok(sink.best && sink.best.epoch >= 1 && sink.best.dice >= 0);
   assert.deepEqual([...sink.best.trainable.keys()].sort(), [...model.trainable.keys()].sort());
   const result = await evaluate(model, data.evalPatients("test"), { batchSize: 4, perFrame: true });
