@@ -42,10 +42,15 @@ function matMulWt(x: T2, w: T2): T2 {
     });
     return f(x, w) as T2;
   }
-  const f = tf.customGrad((...args: Args) => ({
-    value: tf.matMul(args[0] as T2, tf.transpose(w)),
-    gradFunc: (dy: tf.Tensor) => tf.matMul(dy as T2, w),
-  }));
+  const f = tf.customGrad((...args: Args) => {
+    // Kept through save: w may be a temporary (a reshaped convolution filter) that a tidy frees before the
+    // backward pass runs.
+    (args[1] as tf.GradSaveFunc)([w]);
+    return {
+      value: tf.matMul(args[0] as T2, tf.transpose(w)),
+      gradFunc: (dy: tf.Tensor, [ws]: tf.Tensor[]) => tf.matMul(dy as T2, ws as T2),
+    };
+  });
   return f(x) as T2;
 }
 
