@@ -5,8 +5,7 @@
  */
 import { tf } from "../engine/tf.ts";
 import type { HostTensor } from "../io/host_tensor.ts";
-import { toFloat32 } from "../io/host_tensor.ts";
-import { CheckpointError, checkStrict, readStateDict, sha256File } from "./checkpoint.ts";
+import { CheckpointError } from "./checkpoint.ts";
 import { ConfigError } from "../errors.ts";
 import {
   cnnHead,
@@ -21,10 +20,12 @@ import { initLora, mergeLora, withLora } from "./lora.ts";
 import { Rng } from "../engine/rng.ts";
 import { encoderLimits, type EncoderOptions, imageEncoder } from "./sam/image_encoder.ts";
 import { PRESETS, type SamConfig } from "./sam/config.ts";
-import { initSamParams, samParamShapes } from "./sam/params.ts";
 import type { Params } from "./sam/layers.ts";
 import { resizeBilinear } from "./sam/resize.ts";
 import type { Segmenter } from "./segmenter.ts";
+import { type BaseWeights, loadSamParams } from "./sam_weights.ts";
+
+export type { BaseWeights };
 
 export interface LoraMedNetSpec {
   method: "loramednet" | "cnn-head";
@@ -174,13 +175,6 @@ export interface BuildOptions {
   maxBindingBytes?: number;
 }
 
-/** What a run records about its frozen base weights (referenced, never copied). */
-export interface BaseWeights {
-  path: string | null;
-  sha256: string | null;
-  source: "checkpoint" | "random";
-}
-
 /** The model spec a config implies (no weights touched). */
 export function loraMedNetSpec(o: BuildOptions): LoraMedNetSpec {
   const p = LORAMEDNET_PRESETS[o.preset];
@@ -210,23 +204,11 @@ export function loraMedNetSpec(o: BuildOptions): LoraMedNetSpec {
  * The frozen encoder weights: image_encoder.* of a SAM/MedSAM checkpoint (checked strictly against the
  * preset; prompt encoder and mask decoder may be present or not), or seeded random ones at the encoder size.
  */
-export async function loadEncoderParams(
+export function loadEncoderParams(
   o: BuildOptions,
   spec: LoraMedNetSpec,
 ): Promise<{ params: Params; base: BaseWeights }> {
-  const isEncoder = (k: string) => k.startsWith("image_encoder.");
-  if (!o.weights) {
-    const all = initSamParams(spec.sam, o.seed);
-    const params: Params = new Map([...all].filter(([k]) => isEncoder(k)));
-    for (const [k, t] of all) if (!isEncoder(k)) t.dispose();
-    return { params, base: { path: null, sha256: null, source: "random" } };
-  }
-  const sd = await readStateDict(o.weights);
-  const shapes = new Map([...samParamShapes(PRESETS[o.preset])].filter(([k]) => isEncoder(k)));
-  checkStrict(shapes, sd, o.weights, { ignore: (k) => !isEncoder(k) });
-  const params: Params = new Map();
-  for (const [k, shape] of shapes) params.set(k, tf.tensor(toFloat32(sd.get(k)!), shape, "float32"));
-  return { params, base: { path: o.weights, sha256: await sha256File(o.weights), source: "checkpoint" } };
+  return loadSamParams(o, spec.sam, (k) => k.startsWith("image_encoder."));
 }
 
 /** Builds the model of a config: spec, frozen base weights, fresh adapters and head (seeded). */
