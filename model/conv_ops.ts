@@ -75,7 +75,12 @@ export function conv3x3(x: T4, w: T4, b?: tf.Tensor1D): T4 {
 function strideTwoTap(xp: T4, kh: number, kw: number, ho: number, wo: number): T2 {
   const [b, hp, wp, c] = xp.shape;
   const rows = tf.slice(tf.reshape(xp, [b, hp / 2, 2, wp * c]), [0, kh >> 1, kh & 1, 0], [b, ho, 1, wp * c]);
-  const cols = tf.slice(tf.reshape(rows, [b * ho, wp / 2, 2, c]), [0, kw >> 1, kw & 1, 0], [b * ho, wo, 1, c]);
+  const cols = tf.slice(tf.reshape(rows, [b * ho, wp / 2, 2, c]), [0, kw >> 1, kw & 1, 0], [
+    b * ho,
+    wo,
+    1,
+    c,
+  ]);
   return tf.reshape(cols, [b * ho * wo, c]) as T2; // [B*ho*wo, C]
 }
 

@@ -11,7 +11,9 @@ for (const backend of ["wasm", "cpu"] as const) {
     const w = tf.randomNormal([4, 3, 2, 2], 0, 1, "float32", 1); // [Ci, Co, 2, 2], a constant
     const b = tf.zeros([3]);
     const x = tf.randomNormal([1, 2, 2, 4], 0, 1, "float32", 2) as tf.Tensor4D;
-    const [dx] = tf.grads((xi: tf.Tensor) => tf.sum(tf.tidy(() => convTranspose2x2(xi as tf.Tensor4D, w, b))))([
+    const [dx] = tf.grads((xi: tf.Tensor) =>
+      tf.sum(tf.tidy(() => convTranspose2x2(xi as tf.Tensor4D, w, b)))
+    )([
       x,
     ]);
     // d sum / dx[.., i] = the sum of every output weight of input channel i.

@@ -72,7 +72,12 @@ export function applyAxisMatrices(x: tf.Tensor4D, mh: HostMatrix, mw: HostMatrix
 }
 
 /** F.interpolate(x, size, mode="bilinear", align_corners=alignCorners) on NHWC x. */
-export function resizeBilinear(x: tf.Tensor4D, height: number, width: number, alignCorners = false): tf.Tensor4D {
+export function resizeBilinear(
+  x: tf.Tensor4D,
+  height: number,
+  width: number,
+  alignCorners = false,
+): tf.Tensor4D {
   const [, h, w] = x.shape;
   if (h === height && w === width) return tf.clone(x);
   return applyAxisMatrices(
