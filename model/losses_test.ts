@@ -47,7 +47,10 @@ Deno.test("g-network loss: per-class sigmoid BCE + per-sample soft Dice, channel
   const expected = bce / (b * n * (c - 1)) + dice / (b * (c - 1));
   close((await sigmoidBceDiceLoss(logits, labels).data())[0], expected);
   // The background channel does not enter: changing it changes nothing.
-  const moved = tf.concat([tf.fill([b, 2, 3, 1], 50), tf.slice(logits, [0, 0, 0, 1], [-1, -1, -1, c - 1])], 3);
+  const moved = tf.concat(
+    [tf.fill([b, 2, 3, 1], 50), tf.slice(logits, [0, 0, 0, 1], [-1, -1, -1, c - 1])],
+    3,
+  );
   close((await sigmoidBceDiceLoss(moved, labels).data())[0], expected);
   const g = await tf.grad((x: tf.Tensor) => sigmoidBceDiceLoss(x, labels))(logits).data();
   for (const i of [1, 6, 23, 46]) {
