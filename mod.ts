@@ -66,10 +66,14 @@ export {
 export { initLora, loraParamCount, mergeLora, withLora } from "./model/lora.ts";
 export { CNN_HEAD_VIT_B, cnnHead, cnnHeadParamCount, initCnnHead } from "./model/heads/cnn_head.ts";
 export type { CnnHeadConfig } from "./model/heads/cnn_head.ts";
-export { ceDiceLoss, crossEntropy, softDiceLoss } from "./model/losses.ts";
+export { ceDiceLoss, crossEntropy, sigmoidBceDiceLoss, softDiceLoss } from "./model/losses.ts";
 export type { Segmenter } from "./model/segmenter.ts";
 export { createLoraMedNet, LoraMedNet, LORAMEDNET_PRESETS, loraMedNetSpec } from "./model/loramednet.ts";
 export type { BaseWeights, BuildOptions, LoraMedNetSpec } from "./model/loramednet.ts";
+export { createGNet, GNET_PRESETS, GNet, gnetParamCounts, gnetSpec } from "./model/gnet.ts";
+export type { GNetBuildOptions, GNetSpec } from "./model/gnet.ts";
+export { HARDNET85, HARDNET85_TO_16, hardnet, loadHardnetStateDict } from "./model/heads/hardnet.ts";
+export type { HarDNetConfig } from "./model/heads/hardnet.ts";
 
 // stages: the Stage type and its composition, then the stages in data-flow order
 export { collect, fromIterable, map, pipe, take } from "./stages/pipe.ts";

@@ -176,8 +176,9 @@ for (const [backend, steps] of [["wasm", 6], ["cpu", 2]] as const) {
       assert.ok(m[0] > 0, `no gradient reaches ${names.get(n)}`);
     }
     opt.step(new Map(Object.entries(grads).map(([n, g]) => [names.get(n)!, g])));
-    const losses = [(await value.data())[0]], counts: number[] = [];
+    const losses = [(await value.data())[0]];
     tf.dispose([value, ...Object.values(grads)]);
+    const counts = [tf.memory().numTensors];
     for (let i = 1; i < steps; i++) {
       losses.push(await trainStep(model, opt, { image, label } as Parameters<typeof trainStep>[2]));
       counts.push(tf.memory().numTensors);
