@@ -70,9 +70,9 @@ export { ceDiceLoss, crossEntropy, sigmoidBceDiceLoss, softDiceLoss } from "./mo
 export type { Segmenter } from "./model/segmenter.ts";
 export { createLoraMedNet, LoraMedNet, LORAMEDNET_PRESETS, loraMedNetSpec } from "./model/loramednet.ts";
 export type { BaseWeights, BuildOptions, LoraMedNetSpec } from "./model/loramednet.ts";
-export { createGNet, GNET_PRESETS, GNet, gnetParamCounts, gnetSpec } from "./model/gnet.ts";
+export { createGNet, GNet, GNET_PRESETS, gnetParamCounts, gnetSpec } from "./model/gnet.ts";
 export type { GNetBuildOptions, GNetSpec } from "./model/gnet.ts";
-export { HARDNET85, HARDNET85_TO_16, hardnet, loadHardnetStateDict } from "./model/heads/hardnet.ts";
+export { hardnet, HARDNET85, HARDNET85_TO_16, loadHardnetStateDict } from "./model/heads/hardnet.ts";
 export type { HarDNetConfig } from "./model/heads/hardnet.ts";
 
 // stages: the Stage type and its composition, then the stages in data-flow order

@@ -102,7 +102,7 @@ export class GNet implements Segmenter {
       const x = args[0] as tf.Tensor4D;
       return {
         value: imageEncoder(this.sam, this.spec.sam, x, this.limits),
-        gradFunc: () => tf.zerosLike(x),
+        gradFunc: () => tf.zeros(x.shape),
       };
     });
     return frozen(xe) as tf.Tensor4D;
