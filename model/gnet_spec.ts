@@ -12,7 +12,7 @@ import {
   hardnetFeatureWidths,
   hardnetPlan,
 } from "./heads/hardnet.ts";
-import { PRESETS, type SamConfig } from "./sam/config.ts";
+import { presetAtSize, PRESETS, type SamConfig } from "./sam/config.ts";
 import { samParamShapes } from "./sam/params.ts";
 
 /** Per-preset sizes: the paper's (ViT-B at 1024, the g-network at 512) and a small one for CPU runs and tests. */
@@ -60,12 +60,7 @@ export const BACKBONE = "backbone.";
 export function gnetSpec(o: GNetBuildOptions): GNetSpec {
   const p = GNET_PRESETS[o.preset];
   const encoderSize = o.encoderSize ?? p.encoderSize;
-  const sam = { ...structuredClone(PRESETS[o.preset]), image_size: encoderSize };
-  if (encoderSize % sam.patch_size) {
-    throw new ConfigError(
-      `--encoder-size ${encoderSize} is not a multiple of the patch size ${sam.patch_size}`,
-    );
-  }
+  const sam = presetAtSize(o.preset, encoderSize);
   if (encoderSize % 32 || encoderSize < 64) {
     throw new ConfigError(
       `--encoder-size ${encoderSize}: the g-network needs a multiple of 32, at least 64 (it reads the image at ` +

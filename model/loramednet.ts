@@ -6,7 +6,6 @@
 import { tf } from "../engine/tf.ts";
 import type { HostTensor } from "../io/host_tensor.ts";
 import { CheckpointError } from "./checkpoint.ts";
-import { ConfigError } from "../errors.ts";
 import {
   cnnHead,
   type CnnHeadConfig,
@@ -19,7 +18,7 @@ import {
 import { initLora, mergeLora, withLora } from "./lora.ts";
 import { Rng } from "../engine/rng.ts";
 import { encoderLimits, type EncoderOptions, imageEncoder } from "./sam/image_encoder.ts";
-import { PRESETS, type SamConfig } from "./sam/config.ts";
+import { presetAtSize, type SamConfig } from "./sam/config.ts";
 import type { Params } from "./sam/layers.ts";
 import { resizeBilinear } from "./sam/resize.ts";
 import type { Segmenter } from "./segmenter.ts";
@@ -179,12 +178,7 @@ export interface BuildOptions {
 export function loraMedNetSpec(o: BuildOptions): LoraMedNetSpec {
   const p = LORAMEDNET_PRESETS[o.preset];
   const encoderSize = o.encoderSize ?? p.encoderSize;
-  const sam = { ...structuredClone(PRESETS[o.preset]), image_size: encoderSize };
-  if (encoderSize % sam.patch_size) {
-    throw new ConfigError(
-      `--encoder-size ${encoderSize} is not a multiple of the patch size ${sam.patch_size}`,
-    );
-  }
+  const sam = presetAtSize(o.preset, encoderSize);
   return {
     method: o.method,
     sam,
