@@ -41,6 +41,7 @@ export {
   gnetParamCounts,
   type GNetSpec,
   gnetSpec,
+  RANDOM_SAM_LOGIT_GAIN,
 } from "./gnet_spec.ts";
 
 /** Sum of element counts. */
@@ -144,7 +145,8 @@ export class GNet implements Segmenter {
       ); // [B*K, 1, 4g, 4g]
       const [, , mh, mw] = masks.shape;
       const maps = tf.reshape(tf.transpose(tf.reshape(masks, [b, k, mh * mw]), [0, 2, 1]), [b, mh, mw, k]);
-      const logits = resizeBilinear(maps as tf.Tensor4D, s, s); // [B, S, S, K]
+      const scaled = this.spec.logitGain === 1 ? maps : tf.mul(maps, this.spec.logitGain);
+      const logits = resizeBilinear(scaled as tf.Tensor4D, s, s); // [B, S, S, K]
       return tf.concat([tf.zeros([b, s, s, 1]), logits], 3) as tf.Tensor4D; // [B, S, S, K+1]
     });
   }

@@ -46,7 +46,19 @@ export interface GNetSpec {
   /** Side of the g-network's input: half the encoder's (512 for ViT-B). */
   gnetSize: number;
   numClasses: number;
+  /**
+   * Factor on the frozen decoder's mask logits: 1 with SAM/MedSAM weights; RANDOM_SAM_LOGIT_GAIN with random
+   * ones (smoke runs), whose logits are too small to learn through (docs/methods.md 2.3).
+   */
+  logitGain: number;
 }
+
+/**
+ * A randomly drawn mask decoder answers with logits of spread 0.03 (tiny) to 0.08 (ViT-B), which a dense
+ * embedding moves by half that: sigmoid sees 0.5 everywhere, the loss barely moves, and on the demo phantoms
+ * the tiny g-network reached test Dice 0.10 after 3 epochs; with logits x20, 0.50.
+ */
+export const RANDOM_SAM_LOGIT_GAIN = 20;
 
 /** The frozen SAM parts the method runs: image encoder, the dense positional encoding's matrix, mask decoder. */
 export const isFrozenPart = (k: string) =>
@@ -77,6 +89,7 @@ export function gnetSpec(o: GNetBuildOptions): GNetSpec {
     imageSize: o.imageSize,
     gnetSize: encoderSize / 2,
     numClasses: o.numClasses,
+    logitGain: o.weights ? 1 : RANDOM_SAM_LOGIT_GAIN,
   };
 }
 
