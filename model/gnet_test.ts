@@ -193,6 +193,38 @@ for (const [backend, steps] of [["wasm", 6], ["cpu", 2]] as const) {
   });
 }
 
+const hasGpu = !!(await (navigator as Navigator & { gpu?: GPU }).gpu?.requestAdapter().catch(() => null));
+if (!hasGpu) console.error("gnet_test: webgpu check skipped: no WebGPU adapter on this machine");
+
+Deno.test({
+  name: "g-network on webgpu: logits, training loss and gradients match the cpu backend",
+  ignore: !hasGpu,
+  async fn() {
+    const run = async (backend: "cpu" | "webgpu") => {
+      await selectBackend(backend, {}, quiet);
+      const { model } = await createGNet(tiny({ seed: 9 }));
+      const { image, label } = batch(2, 32, 10);
+      const y = model.forward(image);
+      const { value, grads } = tf.variableGrads(
+        () => model.loss(model.forward(image, true), label),
+        [...model.trainable.values()],
+      );
+      const g = Object.values(grads);
+      const out = await Promise.all([y, value, g[0], g[g.length - 1]].map(async (t) => await t.data()));
+      tf.dispose([image, label, y, value, ...g]);
+      model.dispose();
+      return out;
+    };
+    const [cpu, gpu] = [await run("cpu"), await run("webgpu")];
+    const names = ["logits", "loss", "first gradient", "last gradient"];
+    for (const [i, ref] of cpu.entries()) {
+      const scale = Math.max(...Array.from(ref, Math.abs));
+      const err = Math.max(...Array.from(ref, (v, j) => Math.abs(v - gpu[i][j])));
+      assert.ok(err <= 1e-4 * scale, `${names[i]}: max error ${err} of ${scale}`);
+    }
+  },
+});
+
 Deno.test("g-network export/import: PyTorch names and layouts with running statistics; round trip exact; strict errors", async () => {
   await selectBackend("cpu", {}, quiet);
   const { model } = await createGNet(tiny({ seed: 7 }));
