@@ -66,7 +66,7 @@ export {
 export { initLora, loraParamCount, mergeLora, withLora } from "./model/lora.ts";
 export { CNN_HEAD_VIT_B, cnnHead, cnnHeadParamCount, initCnnHead } from "./model/heads/cnn_head.ts";
 export type { CnnHeadConfig } from "./model/heads/cnn_head.ts";
-export { ceDiceLoss, crossEntropy, softDiceLoss } from "./model/losses.ts";
+export { ceDiceLoss, crossEntropy, sigmoidBceDiceLoss, softDiceLoss } from "./model/losses.ts";
 export type { Segmenter } from "./model/segmenter.ts";
 export { createLoraMedNet, LoraMedNet, LORAMEDNET_PRESETS, loraMedNetSpec } from "./model/loramednet.ts";
 export type { BuildOptions, LoraMedNetSpec } from "./model/loramednet.ts";
@@ -76,6 +76,10 @@ export { createVitHead, VitHead, vitHeadParamCounts, vitHeadSpec } from "./model
 export { createSamed, Samed, samedParamCounts, samedSpec } from "./model/samed.ts";
 export { BUILT_METHODS, createSegmenter, METHOD_NAMES, methodParamCounts } from "./model/methods.ts";
 export type { MethodName, MethodOptions } from "./model/methods.ts";
+export { createGNet, GNet, GNET_PRESETS, gnetParamCounts, gnetSpec } from "./model/gnet.ts";
+export type { GNetBuildOptions, GNetSpec } from "./model/gnet.ts";
+export { hardnet, HARDNET85, HARDNET85_TO_16, loadHardnetStateDict } from "./model/heads/hardnet.ts";
+export type { HarDNetConfig } from "./model/heads/hardnet.ts";
 
 // stages: the Stage type and its composition, then the stages in data-flow order
 export { collect, fromIterable, map, pipe, take } from "./stages/pipe.ts";

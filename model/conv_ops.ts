@@ -2,6 +2,7 @@
  * Convolutions whose gradients every backend can run fast: tfjs-wasm lacks Conv2DBackpropFilter and runs
  * transposed-flag matmuls (what autodiff emits) 10-40x slower, so the gradients here use plain matmuls on
  * explicitly transposed operands, and 1x1 / 2x2-stride-2 transposed convolutions are matmuls outright.
+ * Biases are optional (the g-network's convolutions have none before a BatchNorm).
  */
 import { tf } from "../engine/tf.ts";
 
@@ -61,15 +62,70 @@ const conv3x3Fn = tf.customGrad<tf.Tensor>((...args: Args) => {
  * ordinary convolutions (the fast XNNPACK path on wasm); the filter gradient is nine [Ci, BHW] x [BHW, Co]
  * matmuls, one per tap, so it needs no Conv2DBackpropFilter and never holds a 9x im2col buffer.
  */
-export function conv3x3(x: T4, w: T4, b: tf.Tensor1D): T4 {
-  return tf.add(conv3x3Fn(x, w) as T4, b);
+export function conv3x3(x: T4, w: T4, b?: tf.Tensor1D): T4 {
+  const y = conv3x3Fn(x, w) as T4;
+  return b ? tf.add(y, b) : y;
+}
+
+/**
+ * Input rows kh, kh + 2, ... (ho of them) and columns kw, kw + 2, ... (wo) of xp [B, Hp, Wp, C] (Hp, Wp
+ * even), as [B*ho*wo, C]: one tap's im2col column of a stride-2 convolution. The stride is taken by
+ * reshaping into (pair, phase) axes, keeping every tensor at rank 4 (wasm's fast paths).
+ */
+function strideTwoTap(xp: T4, kh: number, kw: number, ho: number, wo: number): T2 {
+  const [b, hp, wp, c] = xp.shape;
+  const rows = tf.slice(tf.reshape(xp, [b, hp / 2, 2, wp * c]), [0, kh >> 1, kh & 1, 0], [b, ho, 1, wp * c]);
+  const cols = tf.slice(tf.reshape(rows, [b * ho, wp / 2, 2, c]), [0, kw >> 1, kw & 1, 0], [
+    b * ho,
+    wo,
+    1,
+    c,
+  ]);
+  return tf.reshape(cols, [b * ho * wo, c]) as T2; // [B*ho*wo, C]
+}
+
+const conv3x3s2Fn = tf.customGrad<tf.Tensor>((...args: Args) => {
+  const [x, w, save] = args as [T4, T4, tf.GradSaveFunc];
+  save([x, w]);
+  return {
+    value: tf.conv2d(x, w, 2, 1),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+      tf.tidy(() => {
+        const [xs, ws] = saved as T4[];
+        const d = dy as T4;
+        const [b, h, wd, ci] = xs.shape;
+        const [, ho, wo, co] = d.shape;
+        // The input gradient is a transposed convolution (wasm has Conv2DBackpropInput).
+        const dx = tf.conv2dTranspose(d, ws, [b, h, wd, ci], 2, 1); // [B, H, W, Ci]
+        // Pad 1 on top/left as the forward did, and to an even size on bottom/right for strideTwoTap.
+        const xp = tf.pad(xs, [[0, 0], [1, 1 + (h % 2)], [1, 1 + (wd % 2)], [0, 0]]) as T4;
+        const dy2 = tf.reshape(d, [b * ho * wo, co]) as T2; // [B*ho*wo, Co]
+        const taps: tf.Tensor2D[] = [];
+        for (let kh = 0; kh < 3; kh++) {
+          for (let kw = 0; kw < 3; kw++) {
+            taps.push(tf.matMul(tf.transpose(strideTwoTap(xp, kh, kw, ho, wo)) as T2, dy2)); // [Ci, Co]
+          }
+        }
+        return [dx, tf.reshape(tf.stack(taps), [3, 3, ci, co])];
+      }),
+  };
+});
+
+/**
+ * 3x3 convolution with stride 2 and zero padding 1 (torch's Conv2d(k=3, s=2, p=1): [B, H, W, Ci] ->
+ * [B, ceil(H/2), ceil(W/2), Co]), filter [3, 3, Ci, Co]; the filter gradient is nine strided im2col
+ * matmuls, as conv3x3's.
+ */
+export function conv3x3Stride2(x: T4, w: T4, b?: tf.Tensor1D): T4 {
+  const y = conv3x3s2Fn(x, w) as T4;
+  return b ? tf.add(y, b) : y;
 }
 
 /** 1x1 convolution as a matmul: x [B, H, W, Ci], w [Ci, Co], b [Co] -> [B, H, W, Co]. */
-export function conv1x1(x: T4, w: T2, b: tf.Tensor1D): T4 {
+export function conv1x1(x: T4, w: T2, b?: tf.Tensor1D): T4 {
   const [n, h, wd, ci] = x.shape;
   const y = matMulGrad(tf.reshape(x, [n * h * wd, ci]), w); // [BHW, Co]
-  return tf.reshape(tf.add(y, b), [n, h, wd, w.shape[1]]);
+  return tf.reshape(b ? tf.add(y, b) : y, [n, h, wd, w.shape[1]]);
 }
 
 /**

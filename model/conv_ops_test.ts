@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { tf } from "../engine/tf.ts";
 import { selectBackend } from "../engine/backend.ts";
-import { conv1x1, conv3x3, convTranspose2x2 } from "./conv_ops.ts";
+import { conv1x1, conv3x3, conv3x3Stride2, convTranspose2x2 } from "./conv_ops.ts";
 
 const quiet = () => {};
 
@@ -42,5 +42,37 @@ for (const backend of ["cpu", "wasm"] as const) {
       assert.ok(d <= 1e-4 * scale, `gradient ${i}: max diff ${d} vs scale ${scale}`);
     }
     tf.dispose([...ref, ...ours, cx, cw3, cw1, cwt, cb, x, w3, w1, wt, b]);
+  });
+}
+
+for (const backend of ["cpu", "wasm"] as const) {
+  Deno.test(`conv ops: stride-2 3x3 conv (torch padding 1) matches tfjs autodiff, even and odd sizes (${backend})`, async () => {
+    await selectBackend(backend, {}, quiet);
+    for (const [h, w] of [[8, 6], [7, 9]]) {
+      const x = tf.randomNormal([2, h, w, 3], 0, 1, "float32", 6) as tf.Tensor4D;
+      const f = tf.randomNormal([3, 3, 3, 4], 0, 0.3, "float32", 7) as tf.Tensor4D;
+      const r = tf.randomNormal([2, Math.ceil(h / 2), Math.ceil(w / 2), 4], 0, 1, "float32", 8);
+      const hosts = await Promise.all([x, f, r].map(async (t) => ({ shape: t.shape, data: await t.data() })));
+      const ours = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(conv3x3Stride2(a as tf.Tensor4D, b as tf.Tensor4D), r))
+      )([x, f]);
+      const y = conv3x3Stride2(x, f);
+      const oursHost = await Promise.all([y, ...ours].map((t) => t.data()));
+      await selectBackend("cpu", {}, quiet);
+      const [cx, cf, cr] = hosts.map((t) => tf.tensor4d(t.data, t.shape as [number, number, number, number]));
+      const ry = tf.conv2d(cx, cf, 2, 1);
+      const ref = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 1), cr))
+      )([cx, cf]);
+      assert.deepEqual(y.shape, [2, Math.ceil(h / 2), Math.ceil(w / 2), 4]);
+      for (const [i, t] of [ry, ...ref].entries()) {
+        const v = await t.data();
+        const scale = Math.max(...Array.from(v, Math.abs));
+        const d = Math.max(...Array.from(v, (e, j) => Math.abs(e - oursHost[i][j])));
+        assert.ok(d <= 1e-5 * scale, `[${h}, ${w}] output/gradient ${i}: max diff ${d} vs scale ${scale}`);
+      }
+      tf.dispose([x, f, r, y, ...ours, cx, cf, cr, ry, ...ref]);
+      await selectBackend(backend, {}, quiet);
+    }
   });
 }

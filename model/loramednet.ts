@@ -7,7 +7,6 @@ import { tf } from "../engine/tf.ts";
 import type { HostTensor } from "../io/host_tensor.ts";
 import { exportVariables, importVariables, type Layout, sizeOf } from "./trainable_io.ts";
 import { type BaseWeights, ENCODER_SIZES, isEncoderKey, loadSamWeights } from "./sam_weights.ts";
-import { ConfigError } from "../errors.ts";
 import {
   cnnHead,
   type CnnHeadConfig,
@@ -20,10 +19,12 @@ import {
 import { initLora, mergeLora, withLora } from "./lora.ts";
 import { Rng } from "../engine/rng.ts";
 import { encoderLimits, type EncoderOptions, imageEncoder } from "./sam/image_encoder.ts";
-import { PRESETS, type SamConfig } from "./sam/config.ts";
+import { presetAtSize, type SamConfig } from "./sam/config.ts";
 import type { Params } from "./sam/layers.ts";
 import { resizeBilinear } from "./sam/resize.ts";
 import type { Segmenter } from "./segmenter.ts";
+
+export type { BaseWeights };
 
 export interface LoraMedNetSpec {
   method: "loramednet" | "cnn-head";
@@ -150,12 +151,7 @@ export interface BuildOptions {
 export function loraMedNetSpec(o: BuildOptions): LoraMedNetSpec {
   const p = LORAMEDNET_PRESETS[o.preset];
   const encoderSize = o.encoderSize ?? p.encoderSize;
-  const sam = { ...structuredClone(PRESETS[o.preset]), image_size: encoderSize };
-  if (encoderSize % sam.patch_size) {
-    throw new ConfigError(
-      `--encoder-size ${encoderSize} is not a multiple of the patch size ${sam.patch_size}`,
-    );
-  }
+  const sam = presetAtSize(o.preset, encoderSize);
   return {
     method: o.method,
     sam,

@@ -1,6 +1,7 @@
 /**
- * The training loss of the Hu et al. code that LoRaMedNet inherits: cross-entropy plus their soft Dice
- * (batch Dice over foreground classes, squared denominators, smooth 1, zero terms dropped), weights 1:1.
+ * Training losses: the Hu et al. code's, which LoRaMedNet inherits (cross-entropy plus their soft Dice: batch
+ * Dice over foreground classes, squared denominators, smooth 1, zero terms dropped, weights 1:1), and the
+ * g-network's per-class sigmoid BCE + soft Dice.
  */
 import { tf } from "../engine/tf.ts";
 
@@ -49,4 +50,28 @@ export function softDiceLoss(probs: tf.Tensor, labels: tf.Tensor): tf.Scalar {
 /** CE + soft Dice (1:1), the LoRaMedNet / CNN-head training loss: logits [B, H, W, C], labels [B, H, W]. */
 export function ceDiceLoss(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
   return tf.tidy(() => tf.add(crossEntropy(logits, labels), softDiceLoss(tf.softmax(logits), labels)));
+}
+
+/**
+ * The g-network's loss (docs/methods.md decision 6), on logits [B, H, W, C] whose channel 0 (background) is
+ * ignored and labels int32 [B, H, W]: for each foreground class c, with p = sigmoid(logit c) and y = [label =
+ * c], binary cross-entropy (mean over pixels) plus the original code's soft Dice, 1 - (sum p*y + 1) /
+ * ((sum p + sum y) / 2 + 1) per sample (its Tversky index with alpha = beta = 0.5, smooth 1, not squared),
+ * averaged over samples; both averaged over classes and added.
+ */
+export function sigmoidBceDiceLoss(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const [b, c] = [logits.shape[0], logits.shape[logits.shape.length - 1]];
+    const l = tf.slice(tf.reshape(logits, [b, -1, c]), [0, 0, 1], [-1, -1, c - 1]); // [B, N, C-1]
+    // float32 one-hot: int32 sums mixed into float maths came out wrong on webgpu (lavapipe).
+    const onehot = tf.oneHot(tf.reshape(labels, [b, -1]) as tf.Tensor2D, c, 1, 0, "float32"); // [B, N, C]
+    const y = tf.slice(onehot, [0, 0, 1], [-1, -1, c - 1]); // [B, N, C-1]
+    // -(y log p + (1 - y) log(1 - p)) = softplus(l) - l y, exact for any logit.
+    const bce = tf.mean(tf.sub(tf.softplus(l), tf.mul(l, y)));
+    const p = tf.sigmoid(l);
+    const tp = tf.sum(tf.mul(p, y), 1); // [B, C-1]
+    const half = tf.mul(tf.add(tf.sum(p, 1), tf.sum(y, 1)), 0.5);
+    const dice = tf.mean(tf.sub(1, tf.div(tf.add(tp, 1), tf.add(half, 1))));
+    return tf.add(bce, dice) as tf.Scalar;
+  });
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { findTorchPython } from "../io/torch_python.ts";
 import { tf } from "../engine/tf.ts";
 import { selectBackend } from "../engine/backend.ts";
-import { ceDiceLoss, crossEntropy, softDiceLoss } from "./losses.ts";
+import { ceDiceLoss, crossEntropy, sigmoidBceDiceLoss, softDiceLoss } from "./losses.ts";
 
 const quiet = () => {};
 await selectBackend("cpu", {}, quiet);
@@ -25,6 +25,43 @@ Deno.test("soft Dice: hand value, background ignored, an absent well-predicted c
   close((await softDiceLoss(probs, labels).data())[0], 1 - 2 / 2.25);
   const perfect = tf.tensor2d([[0, 1, 0], [1, 0, 0]]);
   close((await softDiceLoss(perfect, labels).data())[0], 0);
+});
+
+Deno.test("g-network loss: per-class sigmoid BCE + per-sample soft Dice, channel 0 ignored, equals a loop-by-loop value", async () => {
+  const [b, n, c] = [2, 6, 4];
+  const logits = tf.randomNormal([b, 2, 3, c], 0, 2, "float32", 3);
+  const labels = tf.tensor(Int32Array.from({ length: b * n }, (_, i) => (i * 5) % 4), [b, 2, 3], "int32");
+  const [l, y] = [await logits.data(), await labels.data()];
+  let bce = 0, dice = 0;
+  for (let k = 1; k < c; k++) {
+    for (let s = 0; s < b; s++) {
+      let tp = 0, sp = 0, sy = 0;
+      for (let i = 0; i < n; i++) {
+        const z = l[(s * n + i) * c + k], t = y[s * n + i] === k ? 1 : 0, p = 1 / (1 + Math.exp(-z));
+        bce -= t * Math.log(p) + (1 - t) * Math.log(1 - p);
+        [tp, sp, sy] = [tp + p * t, sp + p, sy + t];
+      }
+      dice += 1 - (tp + 1) / ((sp + sy) / 2 + 1);
+    }
+  }
+  const expected = bce / (b * n * (c - 1)) + dice / (b * (c - 1));
+  close((await sigmoidBceDiceLoss(logits, labels).data())[0], expected);
+  // The background channel does not enter: changing it changes nothing.
+  const moved = tf.concat(
+    [tf.fill([b, 2, 3, 1], 50), tf.slice(logits, [0, 0, 0, 1], [-1, -1, -1, c - 1])],
+    3,
+  );
+  close((await sigmoidBceDiceLoss(moved, labels).data())[0], expected);
+  const g = await tf.grad((x: tf.Tensor) => sigmoidBceDiceLoss(x, labels))(logits).data();
+  for (const i of [1, 6, 23, 46]) {
+    const at = async (d: number) => {
+      const v = Float32Array.from(l);
+      v[i] += d;
+      return (await sigmoidBceDiceLoss(tf.tensor(v, logits.shape), labels).data())[0];
+    };
+    close((await at(1e-2) - await at(-1e-2)) / 2e-2, g[i], 1e-2);
+  }
+  assert.equal(g[0], 0, "no gradient reaches the background channel");
 });
 
 Deno.test("CE + Dice gradients agree with central finite differences", async () => {

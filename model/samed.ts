@@ -7,9 +7,8 @@
 import { tf } from "../engine/tf.ts";
 import type { HostTensor } from "../io/host_tensor.ts";
 import { Rng } from "../engine/rng.ts";
-import { ConfigError } from "../errors.ts";
 import { initLora, loraParamCount, mergeLora, withLora } from "./lora.ts";
-import { PRESETS, type SamConfig } from "./sam/config.ts";
+import { presetAtSize, type SamConfig } from "./sam/config.ts";
 import { encoderLimits, type EncoderOptions, imageEncoder } from "./sam/image_encoder.ts";
 import type { Params } from "./sam/layers.ts";
 import { maskDecoder } from "./sam/mask_decoder.ts";
@@ -58,17 +57,7 @@ const isDecoderSide = (k: string) =>
   (k.startsWith("prompt_encoder.") && k !== PE_KEY) || k.startsWith("mask_decoder.");
 
 export function samedSpec(o: SamedOptions): SamedSpec {
-  const native = PRESETS[o.preset];
-  const sam = {
-    ...structuredClone(native),
-    image_size: encoderSizeOf(o),
-    num_multimask_outputs: o.numClasses - 1,
-  };
-  if (sam.image_size % sam.patch_size) {
-    throw new ConfigError(
-      `--encoder-size ${sam.image_size} is not a multiple of the patch size ${sam.patch_size}`,
-    );
-  }
+  const sam = { ...presetAtSize(o.preset, encoderSizeOf(o)), num_multimask_outputs: o.numClasses - 1 };
   return { method: "samed", sam, rank: o.loraRank, imageSize: o.imageSize, numClasses: o.numClasses };
 }
 

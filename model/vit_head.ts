@@ -7,8 +7,7 @@
 import { tf } from "../engine/tf.ts";
 import type { HostTensor } from "../io/host_tensor.ts";
 import { Rng } from "../engine/rng.ts";
-import { ConfigError } from "../errors.ts";
-import { embeddingSize, PRESETS, type SamConfig } from "./sam/config.ts";
+import { embeddingSize, presetAtSize, type SamConfig } from "./sam/config.ts";
 import { encoderLimits, type EncoderOptions, imageEncoder } from "./sam/image_encoder.ts";
 import type { Params } from "./sam/layers.ts";
 import { maskDecoder } from "./sam/mask_decoder.ts";
@@ -71,15 +70,7 @@ function freshShapes(spec: VitHeadSpec): Map<string, number[]> {
 }
 
 export function vitHeadSpec(o: VitHeadOptions): VitHeadSpec {
-  const sam = {
-    ...structuredClone(PRESETS[o.preset]),
-    image_size: encoderSizeOf(o),
-  };
-  if (sam.image_size % sam.patch_size) {
-    throw new ConfigError(
-      `--encoder-size ${sam.image_size} is not a multiple of the patch size ${sam.patch_size}`,
-    );
-  }
+  const sam = presetAtSize(o.preset, encoderSizeOf(o));
   return {
     method: "vit-head",
     sam,

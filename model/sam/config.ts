@@ -95,6 +95,20 @@ export const PRESETS: { vit_b: SamConfig; tiny: SamConfig } = {
 
 export type PresetName = keyof typeof PRESETS;
 
+/**
+ * A preset's architecture with the encoder run at encoderSize (pos_embed and relative positions are resized
+ * to it); a size that is not a multiple of the patch size is a ConfigError.
+ */
+export function presetAtSize(preset: PresetName, encoderSize: number): SamConfig {
+  const sam = { ...structuredClone(PRESETS[preset]), image_size: encoderSize };
+  if (encoderSize % sam.patch_size) {
+    throw new ConfigError(
+      `--encoder-size ${encoderSize} is not a multiple of the patch size ${sam.patch_size}`,
+    );
+  }
+  return sam;
+}
+
 /** Side of the image embedding grid (64 for ViT-B). */
 export function embeddingSize(cfg: SamConfig): number {
   return cfg.image_size / cfg.patch_size;

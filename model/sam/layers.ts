@@ -25,9 +25,9 @@ function isTrainable(w: tf.Tensor): boolean {
  * x [N, in] @ w^T for w [out, in]. Autodiff of a plain matMul would emit transposed-flag matmuls (10x slower
  * on wasm) and, for frozen weights, nothing cheaper; here dx = dy @ w needs no transpose at all and dw is
  * only built when w is a trainable tf.Variable. A frozen w is a constant: ask tf.grads for it and tfjs
- * reports it unreachable rather than returning a wrong gradient. The constant branch closes over w, so w must
- * outlive the backward pass (a parameter does); a w computed inside the forward (a reshaped weight, which a
- * tidy frees before backward runs) takes the `derived` branch, which saves it and passes its gradient on.
+ * reports it unreachable rather than returning a wrong gradient. Both branches save w for the backward pass (a
+ * w computed inside the forward, like a reshaped filter, is freed by a tidy before backward runs); `derived`
+ * also passes w's gradient on, for a w computed from a trainable weight.
  */
 function matMulWt(x: T2, w: T2, derived = false): T2 {
   if (derived || isTrainable(w)) {
@@ -44,10 +44,15 @@ function matMulWt(x: T2, w: T2, derived = false): T2 {
     });
     return f(x, w) as T2;
   }
-  const f = tf.customGrad((...args: Args) => ({
-    value: tf.matMul(args[0] as T2, tf.transpose(w)),
-    gradFunc: (dy: tf.Tensor) => tf.matMul(dy as T2, w),
-  }));
+  const f = tf.customGrad((...args: Args) => {
+    // Kept through save: w may be a temporary (a reshaped convolution filter) that a tidy frees before the
+    // backward pass runs.
+    (args[1] as tf.GradSaveFunc)([w]);
+    return {
+      value: tf.matMul(args[0] as T2, tf.transpose(w)),
+      gradFunc: (dy: tf.Tensor, [ws]: tf.Tensor[]) => tf.matMul(dy as T2, ws as T2),
+    };
+  });
   return f(x) as T2;
 }
 

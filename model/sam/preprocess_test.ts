@@ -27,6 +27,50 @@ Deno.test("linear resize weights follow torch (align_corners=False): identity, 2
   assert.deepEqual(Array.from(linearResizeMatrix(4, 2).data), [0.5, 0.5, 0, 0, 0, 0, 0.5, 0.5]);
 });
 
+Deno.test("linear resize with align_corners=True: end samples map onto each other; agrees with tfjs alignCorners", async () => {
+  // 3 -> 5: sources 0, 0.5, 1, 1.5, 2.
+  assert.deepEqual(Array.from(linearResizeMatrix(3, 5, true).data), [
+    1,
+    0,
+    0,
+    0.5,
+    0.5,
+    0,
+    0,
+    1,
+    0,
+    0,
+    0.5,
+    0.5,
+    0,
+    0,
+    1,
+  ]);
+  // 5 -> 3: sources 0, 2, 4 (plain sampling); one output takes the first sample.
+  assert.deepEqual(Array.from(linearResizeMatrix(5, 3, true).data), [
+    1,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    1,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    1,
+  ]);
+  assert.deepEqual(Array.from(linearResizeMatrix(4, 1, true).data), [1, 0, 0, 0]);
+  const x = tf.randomNormal([2, 5, 7, 3], 0, 1, "float32", 3) as tf.Tensor4D;
+  const ours = await resizeBilinear(x, 13, 4, true).data();
+  const theirs = await tf.image.resizeBilinear(x, [13, 4], true).data();
+  assert.ok(ours.every((v, i) => Math.abs(v - theirs[i]) < 1e-5));
+});
+
 Deno.test("bilinear upsampling agrees with tfjs resizeBilinear(halfPixelCenters), and postprocess crops", async () => {
   const x = tf.randomNormal([2, 5, 7, 3], 0, 1, "float32", 1) as tf.Tensor4D;
   const ours = await resizeBilinear(x, 13, 16).data();

@@ -12,13 +12,17 @@ export interface HostMatrix {
   data: Float64Array;
 }
 
-/** Weights of torch's 1-D linear resize from inSize to outSize samples: [outSize, inSize]. */
-export function linearResizeMatrix(inSize: number, outSize: number): HostMatrix {
+/**
+ * Weights of torch's 1-D linear resize from inSize to outSize samples: [outSize, inSize]. alignCorners as
+ * F.interpolate's: true maps the end samples onto each other (the g-network's resizes), false (torch's
+ * default) maps pixel edges.
+ */
+export function linearResizeMatrix(inSize: number, outSize: number, alignCorners = false): HostMatrix {
   const data = new Float64Array(outSize * inSize);
-  const scale = inSize / outSize;
+  const scale = alignCorners ? (outSize > 1 ? (inSize - 1) / (outSize - 1) : 0) : inSize / outSize;
   for (let o = 0; o < outSize; o++) {
     // area_pixel_compute_source_index, then guard_index_and_lambda (ATen UpSample.h).
-    const src = Math.max(scale * (o + 0.5) - 0.5, 0);
+    const src = alignCorners ? scale * o : Math.max(scale * (o + 0.5) - 0.5, 0);
     const i0 = Math.min(Math.floor(src), inSize - 1);
     const lambda = Math.min(Math.max(src - i0, 0), 1);
     const i1 = i0 < inSize - 1 ? i0 + 1 : i0;
@@ -67,9 +71,18 @@ export function applyAxisMatrices(x: tf.Tensor4D, mh: HostMatrix, mw: HostMatrix
   });
 }
 
-/** F.interpolate(x, size, mode="bilinear", align_corners=False) on NHWC x. */
-export function resizeBilinear(x: tf.Tensor4D, height: number, width: number): tf.Tensor4D {
+/** F.interpolate(x, size, mode="bilinear", align_corners=alignCorners) on NHWC x. */
+export function resizeBilinear(
+  x: tf.Tensor4D,
+  height: number,
+  width: number,
+  alignCorners = false,
+): tf.Tensor4D {
   const [, h, w] = x.shape;
   if (h === height && w === width) return tf.clone(x);
-  return applyAxisMatrices(x, linearResizeMatrix(h, height), linearResizeMatrix(w, width));
+  return applyAxisMatrices(
+    x,
+    linearResizeMatrix(h, height, alignCorners),
+    linearResizeMatrix(w, width, alignCorners),
+  );
 }
