@@ -10,6 +10,8 @@ import { createSamed, samedParamCounts, samedSpec } from "./samed.ts";
 import { samParamShapes } from "./sam/params.ts";
 import { type BaseWeights, isEncoderKey, shapeCount } from "./sam_weights.ts";
 import type { Segmenter } from "./segmenter.ts";
+import { createGNet } from "./gnet.ts";
+import { gnetParamCounts } from "./gnet_spec.ts";
 import { createVitHead, vitHeadParamCounts, vitHeadSpec } from "./vit_head.ts";
 
 export const METHOD_NAMES = ["loramednet", "cnn-head", "vit-head", "gnet", "samed"] as const;
@@ -29,6 +31,8 @@ export interface MethodOptions {
   headInit?: HeadInit | null;
   /** Classes including background. */
   numClasses: number;
+  /** g-network: a PyTorch HarDNet-85 ImageNet state dict for its backbone; null or absent = random. */
+  backboneWeights?: string | null;
   /** ViT head: the Hu code's random positional encoding instead of SAM's. */
   randomPe?: boolean;
   /** The device's largest bindable tensor in bytes (absent or Infinity off WebGPU). */
@@ -38,7 +42,7 @@ export interface MethodOptions {
 }
 
 /** Methods this build can construct (the others answer "not available in this build"). */
-export const BUILT_METHODS: readonly MethodName[] = ["loramednet", "cnn-head", "vit-head", "samed"];
+export const BUILT_METHODS: readonly MethodName[] = METHOD_NAMES;
 
 function unavailable(method: string): never {
   throw new ConfigError(
@@ -46,8 +50,13 @@ function unavailable(method: string): never {
   );
 }
 
-/** Builds a method's model: spec, base weights (read and checked, or seeded random), fresh trainable parts. */
-export async function createSegmenter(o: MethodOptions): Promise<{ model: Segmenter; base: BaseWeights }> {
+/**
+ * Builds a method's model: spec, base weights (read and checked, or seeded random), fresh trainable parts;
+ * `backbone` says where the g-network's HarDNet weights came from.
+ */
+export async function createSegmenter(
+  o: MethodOptions,
+): Promise<{ model: Segmenter; base: BaseWeights; backbone?: BaseWeights }> {
   switch (o.method) {
     case "loramednet":
     case "cnn-head":
@@ -56,6 +65,8 @@ export async function createSegmenter(o: MethodOptions): Promise<{ model: Segmen
       return await createVitHead(o);
     case "samed":
       return await createSamed(o);
+    case "gnet":
+      return await createGNet({ ...o, backboneWeights: o.backboneWeights ?? null });
     default:
       return unavailable(o.method);
   }
@@ -76,6 +87,10 @@ export function methodParamCounts(o: MethodOptions): { trainable: number; frozen
       return vitHeadParamCounts(vitHeadSpec(o));
     case "samed":
       return samedParamCounts(samedSpec(o));
+    case "gnet": {
+      const c = gnetParamCounts({ ...o, backboneWeights: o.backboneWeights ?? null });
+      return { trainable: c.trainable, frozen: c.frozen };
+    }
     default:
       return unavailable(o.method);
   }

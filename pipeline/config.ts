@@ -54,6 +54,8 @@ export const TRAIN_OPTIONS = {
    */
   weights: nullable(path),
   preset: oneOf(["vit_b", "tiny"]),
+  /** g-network only: a PyTorch HarDNet-85 ImageNet .pth for its backbone; null = random (recorded). */
+  backboneWeights: nullable(path),
   epochs: int(1),
   batchSize: int(1),
   lr: num({ above: 0 }),
@@ -134,6 +136,7 @@ export const PAPER_DEFAULTS: TrainConfig = {
   method: "loramednet",
   weights: null,
   preset: "vit_b",
+  backboneWeights: null,
   epochs: 120,
   batchSize: 4,
   lr: 5e-4,

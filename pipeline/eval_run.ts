@@ -72,6 +72,7 @@ export async function openRun(
   const { model } = await createSegmenter({
     ...methodOptions(config, choice.maxBindingBytes),
     weights: base?.path ?? null,
+    backboneWeights: null, // the trained backbone is in the run's own weights
   });
   try {
     model.importTrainable(trained.tensors, path);

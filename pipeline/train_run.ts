@@ -50,7 +50,8 @@ export async function trainingKernels(
 ): Promise<string[]> {
   // (No tf.getBackend() here: with no backend set yet it would initialise webgpu just to report it.)
   await selectBackend("cpu", {}, () => {});
-  const size = 2 * PRESETS.tiny.patch_size;
+  // 2 x 2 tokens; the g-network reads the image at half the encoder size and pools it 16x, so it needs 64.
+  const size = cfg.method === "gnet" ? 64 : 2 * PRESETS.tiny.patch_size;
   const { model } = await createSegmenter({
     method: cfg.method,
     preset: "tiny",
@@ -102,6 +103,8 @@ export interface RunRecord {
   backend: { name: string; reason: string; adapter?: string };
   model: { spec: object; trainable_params: number; frozen_params: number };
   base_weights: { path: string | null; sha256: string | null; source: string };
+  /** The g-network's HarDNet-85 starting weights (absent for the other methods). */
+  backbone_weights?: { path: string | null; sha256: string | null; source: string };
   split: ReturnType<Dataset["splitRecord"]>;
   created: string;
 }
@@ -172,10 +175,10 @@ export async function runTraining(
       `data: ${data.root} (${data.layout}); train patients ${data.labelled.patients.join(", ")}; ` +
         `${data.sliceCounts.train} training slices, ${data.split.val.length} val and ${data.split.test.length} test patients`,
     );
-    const { model, base } = await createSegmenter(build);
-    return { dataDir, data, model, base };
+    const { model, base, backbone } = await createSegmenter(build);
+    return { dataDir, data, model, base, backbone };
   };
-  const { dataDir, data, model, base } = await setup().catch(async (err) => {
+  const { dataDir, data, model, base, backbone } = await setup().catch(async (err) => {
     if (fresh) await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw err;
   });
@@ -232,6 +235,7 @@ export async function runTraining(
       },
       model: { spec: model.spec, trainable_params: counts.trainable, frozen_params: counts.frozen },
       base_weights: base,
+      ...(backbone ? { backbone_weights: backbone } : {}),
       split: data.splitRecord(),
       created: new Date().toISOString(),
     };
