@@ -74,7 +74,7 @@ export { encoderSizeOf, loadSamWeights } from "./model/sam_weights.ts";
 export type { BaseWeights } from "./model/sam_weights.ts";
 export { createVitHead, VitHead, vitHeadParamCounts, vitHeadSpec } from "./model/vit_head.ts";
 export { createSamed, Samed, samedParamCounts, samedSpec } from "./model/samed.ts";
-export { BUILT_METHODS, createSegmenter, METHOD_NAMES, methodParamCounts } from "./model/methods.ts";
+export { createSegmenter, METHOD_NAMES, methodParamCounts } from "./model/methods.ts";
 export type { MethodName, MethodOptions } from "./model/methods.ts";
 export { createGNet, GNet, GNET_PRESETS, gnetParamCounts, gnetSpec } from "./model/gnet.ts";
 export type { GNetBuildOptions, GNetSpec } from "./model/gnet.ts";

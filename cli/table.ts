@@ -4,11 +4,10 @@
  * and table.svg in --out. `--list` prints the cells, `--cell K` runs one (a scheduler's array task),
  * `--collect` only writes the report from what has finished.
  */
-import { BUILT_METHODS, TRAIN_OPTIONS } from "../pipeline/config.ts";
+import { TRAIN_OPTIONS } from "../pipeline/config.ts";
 import { parseCommand, requireFlags } from "../pipeline/flags.ts";
 import { flag, int, listOf, oneOf, optionName, path } from "../pipeline/option_schema.ts";
 import { runCli } from "../pipeline/run_cli.ts";
-import { ConfigError } from "../errors.ts";
 import { formatDuration } from "../pipeline/progress.ts";
 import {
   type CellResult,
@@ -62,12 +61,6 @@ async function main(args: string[]) {
   });
   if (help) return console.log(USAGE);
   requireFlags(o, ["data", "sam", "medsam"], USAGE);
-  const unbuilt = o.methods!.filter((m) => !BUILT_METHODS.includes(m));
-  if (unbuilt.length && !o.list) {
-    throw new ConfigError(
-      `--methods: ${unbuilt.join(", ")} not available in this build (available: ${BUILT_METHODS.join(", ")})`,
-    );
-  }
   const grid: GridOptions = {
     data: o.data!,
     weights: { SAM: o.sam!, MedSAM: o.medsam! },

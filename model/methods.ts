@@ -2,7 +2,6 @@
  * The methods of the comparison by name: how to build each one's Segmenter from one set of options, and its
  * parameter counts from the architecture alone (what --dry-run prints without drawing ~90 M random numbers).
  */
-import { ConfigError } from "../errors.ts";
 import { cnnHeadParamCount, type HeadInit } from "./heads/cnn_head.ts";
 import { createLoraMedNet, loraMedNetSpec } from "./loramednet.ts";
 import { loraParamCount } from "./lora.ts";
@@ -41,15 +40,6 @@ export interface MethodOptions {
   checkpointBlocks?: boolean;
 }
 
-/** Methods this build can construct (the others answer "not available in this build"). */
-export const BUILT_METHODS: readonly MethodName[] = METHOD_NAMES;
-
-function unavailable(method: string): never {
-  throw new ConfigError(
-    `--method ${method}: not available in this build (available: ${BUILT_METHODS.join(", ")})`,
-  );
-}
-
 /**
  * Builds a method's model: spec, base weights (read and checked, or seeded random), fresh trainable parts;
  * `backbone` says where the g-network's HarDNet weights came from.
@@ -67,8 +57,6 @@ export async function createSegmenter(
       return await createSamed(o);
     case "gnet":
       return await createGNet({ ...o, backboneWeights: o.backboneWeights ?? null });
-    default:
-      return unavailable(o.method);
   }
 }
 
@@ -91,7 +79,5 @@ export function methodParamCounts(o: MethodOptions): { trainable: number; frozen
       const c = gnetParamCounts({ ...o, backboneWeights: o.backboneWeights ?? null });
       return { trainable: c.trainable, frozen: c.frozen };
     }
-    default:
-      return unavailable(o.method);
   }
 }

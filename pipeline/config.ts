@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
-import { BUILT_METHODS, METHOD_NAMES } from "../model/methods.ts";
+import { METHOD_NAMES } from "../model/methods.ts";
 import { BACKEND_NAMES } from "../engine/backend.ts";
 import { type AugmentConfig, resolveAugment } from "../stages/augment.ts";
 import { NORMALIZATIONS } from "../stages/normalize.ts";
@@ -25,7 +25,7 @@ import {
 } from "./option_schema.ts";
 import { FOLDS } from "./splits.ts";
 
-export { BUILT_METHODS, METHOD_NAMES as METHODS } from "../model/methods.ts";
+export { METHOD_NAMES as METHODS } from "../model/methods.ts";
 
 /** false (`none`), {} (`default`: the Hu code's), or an object of overrides checked by resolveAugment. */
 const augmentKind = z.preprocess(
@@ -250,13 +250,8 @@ export async function readConfigFile(path: string): Promise<Record<string, unkno
   return json as Record<string, unknown>;
 }
 
-/** Checks what single values cannot: that this build has the method, and real weights where they matter. */
+/** Checks what single values cannot: real weights where they matter. */
 export function checkConfig(cfg: TrainConfig): TrainConfig {
-  if (!BUILT_METHODS.includes(cfg.method)) {
-    throw new ConfigError(
-      `--method ${cfg.method}: not available in this build (available: ${BUILT_METHODS.join(", ")})`,
-    );
-  }
   if (cfg.preset === "vit_b" && cfg.data !== null && cfg.weights === null) {
     throw new ConfigError(
       "--preset vit_b with --data needs --weights F (a SAM or MedSAM checkpoint); " +

@@ -53,7 +53,7 @@ Deno.test("config: bad values and unknown keys are ConfigErrors naming the optio
     [{ epochs: "0" }, /--epochs: "0" is not an integer >= 1/],
     [{ lr: "-1" }, /--lr: "-1" is not a number > 0/],
     [{ backend: "tpu" }, /--backend: "tpu" is not one of auto, webgpu, wasm, cpu/],
-    [{ method: "gnet" }, /--method gnet: not available/],
+    [{ method: "unet" }, /--method: "unet" is not one of loramednet, cnn-head, vit-head, gnet, samed/],
     [{ "train-patients": "x" }, /"all"/],
   ];
   for (const [flags, re] of cases) {

@@ -26,14 +26,14 @@ Deno.test("POST /api/runs: bad requests are refused with the option schema's wor
         422,
         /unknown option "batch_size" \(did you mean "batch-size"\?\)/,
       ],
-      [{ body: '{"method": "gnet"}', headers: JSON_TYPE }, 422, /not available in this build/],
+      [{ body: '{"method": "unet"}', headers: JSON_TYPE }, 422, /"method": "unet" is not one of loramednet/],
       [
         { body: '{"out": "/tmp/x"}', headers: JSON_TYPE },
         422,
         /"out": runs are created in the server's runs folder/,
       ],
       [
-        { body: JSON.stringify({ data: `${tmp}/nowhere` }), headers: JSON_TYPE },
+        { body: JSON.stringify({ data: `${tmp}/nowhere`, preset: "tiny" }), headers: JSON_TYPE },
         422,
         /nowhere: no such folder/,
       ],
