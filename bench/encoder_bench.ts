@@ -7,6 +7,7 @@ import { type BackendName, selectBackend } from "../engine/backend.ts";
 import { PRESETS } from "../model/sam/config.ts";
 import { encoderLimits, imageEncoder } from "../model/sam/image_encoder.ts";
 import { disposeParams, initSamParams } from "../model/sam/params.ts";
+import { peakRssMiB, withPeakBytes } from "./peak.ts";
 
 export interface EncoderBenchResult {
   backend: string;
@@ -18,34 +19,6 @@ export interface EncoderBenchResult {
   peakTensorMiB: number;
   /** Peak resident memory of the whole process (Linux VmHWM), weights included; undefined elsewhere. */
   peakRssMiB?: number;
-}
-
-/** Largest value tfjs's byte counter reaches while f runs (tf.profile would read tensors back synchronously). */
-async function withPeakBytes<T>(f: () => Promise<T>): Promise<{ result: T; peak: number }> {
-  const engine = tf.engine() as unknown as {
-    state: { numBytes: number };
-    trackTensor: (...args: unknown[]) => void;
-  };
-  const original = engine.trackTensor;
-  let peak = engine.state.numBytes;
-  engine.trackTensor = function (this: unknown, ...args: unknown[]) {
-    original.apply(this, args);
-    peak = Math.max(peak, engine.state.numBytes);
-  };
-  try {
-    return { result: await f(), peak };
-  } finally {
-    engine.trackTensor = original;
-  }
-}
-
-async function peakRssMiB(): Promise<number | undefined> {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(await Deno.readTextFile("/proc/self/status"));
-    return m ? Number(m[1]) / 1024 : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Selects backend, builds random ViT-B weights, and times `repeat` encoder forwards at size x size. */

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs ON the lent GPU machine (see bench/gpu_prepare.sh): the ViT-B encoder benchmark on WebGPU, whose JSON
+# Runs ON the lent GPU machine (see bench/gpu_prepare.sh): the benchmarks of bench/benches.ts on WebGPU, whose JSON
 # lands in $OUT/bench.json. One short script, so a lease is spent measuring rather than setting up.
 set -uo pipefail
 for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -13,5 +13,5 @@ xz -dc .gpu/deno.xz >/tmp/deno && chmod +x /tmp/deno
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 /tmp/deno eval 'const a = await navigator.gpu?.requestAdapter(); console.log(JSON.stringify(a?.info ?? null))' |
   tee -a "$OUT/gpu.txt"
-timeout 420 /tmp/deno run -A .gpu/bench.js --backends webgpu --repeat 3 --json 2>&1 | tee "$OUT/bench.log"
+timeout 420 /tmp/deno run -A .gpu/bench.js --backends webgpu --only encoder_forward,train_step_tiny,train_step_vit_b,epoch_tiny_demo --repeat 2 --json 2>&1 | tee "$OUT/bench.log"
 tail -n 1 "$OUT/bench.log" >"$OUT/bench.json"

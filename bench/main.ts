@@ -1,113 +1,151 @@
 /**
- * `deno task bench [--json]`: benchmarks, each backend in its own process so one's memory (the wasm heap
- * never shrinks) and RSS peak do not colour another's. First benchmark: the ViT-B encoder forward at 1024.
+ * `deno task bench [--json] [--backends wasm,webgpu,cpu,torch] [--only NAME,...] [--size 1024] [--repeat N]`: the named
+ * benchmarks of bench/benches.ts, each backend and each benchmark in its own process so one's memory (the
+ * wasm heap never shrinks) and RSS peak do not colour another's. "torch" is the same-shape PyTorch figure
+ * (bench/torch_encoder.py under /usr/bin/python3 or python3 with torch), measured right beside ours.
  */
-import { encoderBench, type EncoderBenchResult } from "./encoder_bench.ts";
+import { BENCHES, benchKey, type Measure } from "./benches.ts";
 import { parseCommand } from "../pipeline/flags.ts";
 import { flag, int, oneOf, path } from "../pipeline/option_schema.ts";
 import { runCli } from "../pipeline/run_cli.ts";
 import { UserError } from "../errors.ts";
 
-const ALL = ["wasm", "webgpu", "cpu"] as const;
+const TF_BACKENDS = ["wasm", "webgpu", "cpu"] as const;
+const ALL = [...TF_BACKENDS, "torch"] as const;
 type Backend = typeof ALL[number];
+
+const USAGE = `usage: deno task bench [--json] [--backends ${ALL.join(",")}] [--only ${
+  Object.keys(BENCHES).join(",")
+}] [--size 1024] [--repeat 1]`;
 
 async function hasAdapter(): Promise<boolean> {
   return !!(await (navigator as Navigator & { gpu?: GPU }).gpu?.requestAdapter().catch(() => null));
 }
 
-/** Runs one backend's measurement in a child process; its log lines pass through on stderr. */
-async function runChild(
-  backend: Backend,
-  size: number,
-  repeat: number,
-): Promise<EncoderBenchResult | string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL(import.meta.url).pathname,
-      "--child",
-      backend,
-      "--size",
-      String(size),
-      "--repeat",
-      String(repeat),
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  if (!out.success) return `failed with exit code ${out.code} (see the log above)`;
+/** A python3 that can import torch, or undefined. */
+async function torchPython(): Promise<string | undefined> {
+  for (const py of ["/usr/bin/python3", "python3"]) {
+    const ok = await new Deno.Command(py, { args: ["-c", "import torch"], stdout: "null", stderr: "null" })
+      .output().then((o) => o.success, () => false);
+    if (ok) return py;
+  }
+  return undefined;
+}
+
+/** Runs a child that prints its result as the last stdout line; its log passes through on stderr. */
+async function runChild(cmd: string, args: string[]): Promise<Measure | string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "inherit" }).output();
+  if (!out.success) {
+    return out.signal
+      ? `failed: killed by ${out.signal}`
+      : `failed with exit code ${out.code} (see the log above)`;
+  }
   return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
 }
 
+/** Why a backend does not run a benchmark here, or undefined when it does. */
+async function whyNot(b: Backend, name: string, asked: boolean, py: string | undefined, size: number) {
+  const bench = BENCHES[name];
+  if (b === "torch") {
+    if (!bench.torchArgs) return "";
+    return py ? undefined : "skipped: no python3 with torch on this machine";
+  }
+  if (b === "cpu" && bench.heavy && !asked && size >= 512) {
+    return "skipped: the pure-JS cpu backend (~1 GFLOP/s) would take many minutes; pass --backends cpu";
+  }
+  if (b === "webgpu" && !(await hasAdapter())) return "skipped: no WebGPU adapter on this machine";
+  return undefined;
+}
+
 export async function main(args: string[]): Promise<void> {
-  const { options: values, help } = parseCommand(args, {
+  const { options: o, help } = parseCommand(args, {
     json: flag,
     backends: path,
+    only: path,
     size: int(16),
     repeat: int(1),
-    child: oneOf(ALL),
+    child: oneOf(TF_BACKENDS),
   }, { defaults: { size: 1024, repeat: 1 } });
-  if (help) {
-    return console.log(
-      "usage: deno task bench [--json] [--backends wasm,webgpu,cpu] [--size 1024] [--repeat 1]",
+  if (help) return console.log(USAGE);
+  const size = o.size!;
+  if (size % 16) throw new UserError(`--size: ${size} is not a multiple of the patch size 16`);
+  const list = (s: string | undefined) => s?.split(",").map((x) => x.trim()).filter(Boolean);
+  const names = list(o.only) ?? Object.keys(BENCHES);
+  const unknownName = names.filter((n) => !(n in BENCHES));
+  if (unknownName.length) {
+    throw new UserError(
+      `--only: unknown ${unknownName.join(", ")} (expected ${Object.keys(BENCHES).join(", ")})`,
     );
   }
-  const size = values.size!, repeat = values.repeat!;
-  if (size % 16) throw new UserError(`--size: ${size} is not a multiple of the patch size 16`);
-  if (values.child) {
-    console.log(JSON.stringify(await encoderBench(values.child, { size, repeat })));
+  if (o.child) {
+    console.log(JSON.stringify(await BENCHES[names[0]].run(o.child, size, o.repeat!)));
     return;
   }
-  const asked = values.backends?.split(",").map((s) => s.trim()).filter(Boolean);
+  const asked = list(o.backends);
   const bad = asked?.filter((b) => !ALL.includes(b as Backend)) ?? [];
   if (bad.length) {
     throw new UserError(`--backends: unknown ${bad.join(", ")} (expected a list of ${ALL.join(", ")})`);
   }
-  const wanted = (asked ?? ALL) as Backend[];
-  const seconds: Record<string, number> = {},
-    peak: Record<string, number> = {},
-    rss: Record<string, number> = {};
-  const skipped: Record<string, string> = {};
-  for (const b of wanted) {
-    if (b === "cpu" && !asked && size >= 512) {
-      skipped.cpu = `skipped: the pure-JS cpu backend (~1 GFLOP/s) would take ~15 min at ${size}; ` +
-        `pass --backends cpu to run it`;
-    } else if (b === "webgpu" && !(await hasAdapter())) {
-      skipped.webgpu = "skipped: no WebGPU adapter on this machine";
-    } else {
-      console.error(`bench: encoder forward at ${size} on ${b} ...`);
-      const r = await runChild(b, size, repeat);
+  const backends = (asked ?? ALL) as Backend[];
+  const py = backends.includes("torch") ? await torchPython() : undefined;
+  const report: Record<string, Record<string, number | string>> = {};
+  const put = (key: string, b: string, v: number | string | undefined) => {
+    if (v !== undefined) (report[key] ??= {})[b] = typeof v === "number" ? Number(v.toFixed(3)) : v;
+  };
+  for (const name of names) {
+    const key = benchKey(name, size);
+    for (const b of backends) {
+      const why = await whyNot(b, name, !!asked?.includes(b), py, size);
+      if (why === "") continue;
+      let r: Measure | string = why ?? "";
+      if (why === undefined) {
+        console.error(`bench: ${key} on ${b} ...`);
+        r = b === "torch"
+          ? await runChild(py!, [
+            new URL("torch_encoder.py", import.meta.url).pathname,
+            ...BENCHES[name].torchArgs!(size),
+          ])
+          : await runChild(Deno.execPath(), [
+            "run",
+            "-A",
+            new URL(import.meta.url).pathname,
+            "--child",
+            b,
+            "--only",
+            name,
+            "--size",
+            String(size),
+            "--repeat",
+            String(o.repeat),
+          ]);
+      }
       if (typeof r === "string") {
-        skipped[b] = r;
+        put(`${key}_skipped`, b, r);
+        console.error(`bench: ${key} on ${b}: ${r}`);
         continue;
       }
-      seconds[b] = Number(r.seconds.toFixed(3));
-      peak[b] = Math.round(r.peakTensorMiB);
-      if (r.peakRssMiB !== undefined) rss[b] = Math.round(r.peakRssMiB);
+      put(`${key}_s`, b, r.seconds);
+      put(`${key}_peak_tensor_mib`, b, r.peakTensorMiB);
+      put(`${key}_peak_rss_mib`, b, r.peakRssMiB);
     }
-    if (skipped[b]) console.error(`bench: ${b}: ${skipped[b]}`);
   }
-  const key = `encoder_forward_${size}`;
-  const report = {
-    [`${key}_s`]: seconds,
-    [`${key}_peak_tensor_mib`]: peak,
-    [`${key}_peak_rss_mib`]: rss,
-    ...(Object.keys(skipped).length ? { skipped } : {}),
-  };
-  if (values.json) {
-    console.log(JSON.stringify(report));
-    return;
-  }
-  console.log(`SAM ViT-B image encoder, forward ${size}x${size}, batch 1 (random weights)`);
-  for (const b of wanted) {
-    console.log(
-      seconds[b] !== undefined
-        ? `  ${b.padEnd(7)} ${seconds[b].toFixed(2).padStart(8)} s   peak tensors ${peak[b]} MiB   peak RSS ${
-          rss[b] ?? "?"
-        } MiB`
-        : `  ${b.padEnd(7)} ${skipped[b]}`,
-    );
+  const machine = { cores: navigator.hardwareConcurrency, deno: Deno.version.deno, os: Deno.build.os };
+  if (o.json) return console.log(JSON.stringify({ ...report, machine }));
+  console.log(`machine: ${machine.cores} cores, Deno ${machine.deno}`);
+  for (const name of names) {
+    const key = benchKey(name, size);
+    console.log(`${key}: ${BENCHES[name].title}`);
+    for (const b of backends) {
+      const s = report[`${key}_s`]?.[b], skip = report[`${key}_skipped`]?.[b];
+      if (s !== undefined) {
+        const tensors = report[`${key}_peak_tensor_mib`]?.[b], rss = report[`${key}_peak_rss_mib`]?.[b];
+        console.log(
+          `  ${b.padEnd(7)} ${Number(s).toFixed(2).padStart(9)} s` +
+            (tensors !== undefined ? `   peak tensors ${Math.round(Number(tensors))} MiB` : "") +
+            `   peak RSS ${rss !== undefined ? Math.round(Number(rss)) : "?"} MiB`,
+        );
+      } else if (skip !== undefined) console.log(`  ${b.padEnd(7)} ${skip}`);
+    }
   }
 }
 
