@@ -8,6 +8,7 @@ import { ConfigError, UserError } from "../errors.ts";
 import {
   applyOptions,
   checkConfig,
+  METHODS,
   PAPER_DEFAULTS,
   resolveConfig,
   TRAIN_OPTIONS,
@@ -25,13 +26,14 @@ const SHAPE = { ...TRAIN_OPTIONS, config: path.optional(), resume: flag, dryRun:
 /** What the command line has beside the options (never saved in a run). */
 const COMMAND_ONLY = new Set(["config", "resume", "dry-run"]);
 
-const USAGE =
-  `usage: deno task train [--data DIR] [--method loramednet|cnn-head] [--weights F|random] [--preset vit_b|tiny]
+const USAGE = `usage: deno task train [--data DIR] [--method ${
+  METHODS.join("|")
+}] [--weights F|random] [--preset vit_b|tiny]
   [--config F.json] [--epochs N] [--batch-size N] [--lr X] [--seed N] [--fold K] [--train-patients N|all]
   [--lora-rank R] [--image-size S] [--backend auto|webgpu|wasm|cpu] [--out DIR] [--resume] [--dry-run]
   [--on-bad-case fail|skip] ... (every option: ${
-    Object.keys(TRAIN_OPTIONS).map((k) => `--${optionName(k)}`).join(" ")
-  })
+  Object.keys(TRAIN_OPTIONS).map((k) => `--${optionName(k)}`).join(" ")
+})
 With no --data: the embedded demo (synthetic phantoms, tiny preset).`;
 
 /** Options a resumed run may change; anything else must match the run's config.json. */
