@@ -37,7 +37,15 @@ const USAGE = `usage: deno task train [--data DIR] [--method ${
 With no --data: the embedded demo (synthetic phantoms, tiny preset).`;
 
 /** Options a resumed run may change; anything else must match the run's config.json. */
-const RESUMABLE = new Set(["epochs", "backend", "log-every", "val-every", "on-bad-case", "out"]);
+const RESUMABLE = new Set([
+  "epochs",
+  "backend",
+  "log-every",
+  "val-every",
+  "val-cache-mib",
+  "on-bad-case",
+  "out",
+]);
 
 /** --resume: the run's saved options, with only RESUMABLE ones overridable by flags. */
 async function resumeConfig(flags: Record<string, string>): Promise<TrainConfig> {

@@ -19,13 +19,13 @@ import { gnetDecoder } from "./heads/gnet_decoder.ts";
 import { hardnet, loadHardnetStateDict } from "./heads/hardnet.ts";
 import { sigmoidBceDiceLoss } from "./losses.ts";
 import { embeddingSize } from "./sam/config.ts";
-import { encoderLimits, type EncoderOptions, imageEncoder } from "./sam/image_encoder.ts";
+import { encoderLimits, type EncoderOptions, frozenImageEncoder } from "./sam/image_encoder.ts";
 import type { Params } from "./sam/layers.ts";
 import { maskDecoder } from "./sam/mask_decoder.ts";
 import { getDensePe } from "./sam/prompt_encoder.ts";
 import { resizeBilinear } from "./sam/resize.ts";
 import { type BaseWeights, loadSamWeights } from "./sam_weights.ts";
-import type { Segmenter } from "./segmenter.ts";
+import { checkInput, type Segmenter } from "./segmenter.ts";
 import {
   BACKBONE,
   type GNetBuildOptions,
@@ -46,8 +46,6 @@ export {
 
 /** Sum of element counts. */
 const sizeOf = (ts: Iterable<tf.Tensor>) => [...ts].reduce((n, t) => n + t.size, 0);
-
-type Args = Array<tf.Tensor | tf.GradSaveFunc>;
 
 export class GNet implements Segmenter {
   readonly method = "gnet";
@@ -95,35 +93,32 @@ export class GNet implements Segmenter {
     });
   }
 
-  /** SAM's image encoder, frozen and off the gradient tape (as the original's torch.no_grad()). */
-  private encode(xe: tf.Tensor4D): tf.Tensor4D {
-    // Inside customGrad's forward tfjs records nothing, so the encoder's activations are not kept for a
-    // backward pass that would never use them; its input is data, so the zero gradient is never read.
-    const frozen = tf.customGrad((...args: Args) => {
-      const x = args[0] as tf.Tensor4D;
-      return {
-        value: imageEncoder(this.sam, this.spec.sam, x, this.limits),
-        gradFunc: () => tf.zeros(x.shape),
-      };
-    });
-    return frozen(xe) as tf.Tensor4D;
-  }
-
   /**
    * x [B, S, S, 3] -> logits [B, S, S, numClasses]: background 0, class c the frozen decoder's mask logit
    * under class c's dense embedding. Since sigmoid(l) > 0.5 exactly when l > 0, argmax (first index on ties)
    * picks the class with the highest probability when that exceeds 0.5, else background: decision 6's rule.
    */
   forward(x: tf.Tensor4D, training = false): tf.Tensor4D {
+    return tf.tidy(() => this.decode(x, this.encode(x), training));
+  }
+
+  /** The frozen part: x [B, S, S, 3] -> SAM's image embedding [B, g, g, C] (see Segmenter.encode). */
+  readonly encode = (x: tf.Tensor4D): tf.Tensor4D => {
+    checkInput("GNet", x, this.spec.imageSize);
+    const s = this.spec.imageSize, e = this.spec.sam.image_size;
+    return tf.tidy(() =>
+      frozenImageEncoder(this.sam, this.spec.sam, s === e ? x : resizeBilinear(x, e, e), this.limits)
+    );
+  };
+
+  /** The rest of forward, from the image and its embedding emb [B, g, g, C] (see Segmenter.decode). */
+  readonly decode = (x: tf.Tensor4D, emb: tf.Tensor4D, training = false): tf.Tensor4D => {
     const { imageSize: s, gnetSize, sam } = this.spec;
     const e = sam.image_size, k = this.numClasses - 1;
-    if (x.shape[1] !== s || x.shape[2] !== s || x.shape[3] !== 3) {
-      throw new Error(`GNet.forward: input [${x.shape}] is not [B, ${s}, ${s}, 3]`);
-    }
+    checkInput("GNet", x, s);
     return tf.tidy(() => {
       const b = x.shape[0];
       const xe = s === e ? x : resizeBilinear(x, e, e); // [B, E, E, 3]
-      const emb = this.encode(xe); // [B, g, g, C]
       const [, g, , c] = emb.shape;
       const dense = this.gnetEmbeddings(resizeBilinear(xe, gnetSize, gnetSize, true), training); // [B, g, g, K*C]
       // One decoder run per (image, class), batched: rank-4 reshapes only (wasm's fast transposes).
@@ -149,7 +144,7 @@ export class GNet implements Segmenter {
       const logits = resizeBilinear(scaled as tf.Tensor4D, s, s); // [B, S, S, K]
       return tf.concat([tf.zeros([b, s, s, 1]), logits], 3) as tf.Tensor4D; // [B, S, S, K+1]
     });
-  }
+  };
 
   /** Nothing to merge: inference runs the same weights. */
   merge(): void {}

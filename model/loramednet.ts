@@ -18,11 +18,11 @@ import {
 } from "./heads/cnn_head.ts";
 import { initLora, mergeLora, withLora } from "./lora.ts";
 import { Rng } from "../engine/rng.ts";
-import { encoderLimits, type EncoderOptions, imageEncoder } from "./sam/image_encoder.ts";
+import { encoderLimits, type EncoderOptions, frozenImageEncoder, imageEncoder } from "./sam/image_encoder.ts";
 import { presetAtSize, type SamConfig } from "./sam/config.ts";
 import type { Params } from "./sam/layers.ts";
 import { resizeBilinear } from "./sam/resize.ts";
-import type { Segmenter } from "./segmenter.ts";
+import { checkInput, type Segmenter } from "./segmenter.ts";
 
 export type { BaseWeights };
 
@@ -48,6 +48,9 @@ export class LoraMedNet implements Segmenter {
   private readonly head: Map<string, tf.Variable>;
   private encoderParams: Params;
   private merged: tf.Tensor[] | null = null;
+  /** Set for cnn-head only (rank 0), whose encoder never trains: see Segmenter.encode. */
+  readonly encode?: (x: tf.Tensor4D) => tf.Tensor4D;
+  readonly decode?: (x: tf.Tensor4D, embedding: tf.Tensor4D) => tf.Tensor4D;
 
   /**
    * Takes ownership of base (the encoder's frozen weights, image_encoder.* keys); `limits` are the device's
@@ -67,6 +70,10 @@ export class LoraMedNet implements Segmenter {
     this.head = initCnnHead(spec.head, rng.fork("head"), spec.headInit);
     this.trainable = new Map([...this.lora, ...this.head]);
     this.encoderParams = withLora(base, this.lora);
+    if (spec.rank === 0) {
+      this.encode = (x) => this.encodeFrozen(x);
+      this.decode = (_x, emb) => tf.tidy(() => this.headForward(emb));
+    }
   }
 
   counts(): { trainable: number; frozen: number } {
@@ -75,15 +82,33 @@ export class LoraMedNet implements Segmenter {
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
     const s = this.imageSize, e = this.spec.sam.image_size;
-    if (x.shape[1] !== s || x.shape[2] !== s || x.shape[3] !== 3) {
-      throw new Error(`LoraMedNet.forward: input [${x.shape}] is not [B, ${s}, ${s}, 3]`);
-    }
+    checkInput("LoraMedNet", x, s);
     return tf.tidy(() => {
       const xe = s === e ? x : resizeBilinear(x, e, e); // [B, E, E, 3]
-      const emb = imageEncoder(this.encoderParams, this.spec.sam, xe, this.limits); // [B, E/p, E/p, out_chans]
-      const logits = cnnHead(this.head, this.spec.head, emb); // [B, 4E/p, 4E/p, C]
-      return logits.shape[1] === s ? logits : resizeBilinear(logits, s, s); // [B, S, S, C]
+      const encoder = this.lora.size ? imageEncoder : frozenImageEncoder;
+      return this.headForward(encoder(this.encoderParams, this.spec.sam, xe, this.limits)); // [B, S, S, C]
     });
+  }
+
+  /** emb [B, E/p, E/p, out_chans] -> logits [B, S, S, C]. */
+  private headForward(emb: tf.Tensor4D): tf.Tensor4D {
+    const s = this.imageSize;
+    const logits = cnnHead(this.head, this.spec.head, emb); // [B, 4E/p, 4E/p, C]
+    return logits.shape[1] === s ? logits : resizeBilinear(logits, s, s); // [B, S, S, C]
+  }
+
+  /** The frozen encoder alone (cnn-head: rank 0); see Segmenter.encode. */
+  private encodeFrozen(x: tf.Tensor4D): tf.Tensor4D {
+    const s = this.imageSize, e = this.spec.sam.image_size;
+    checkInput("LoraMedNet", x, s);
+    return tf.tidy(() =>
+      frozenImageEncoder(
+        this.encoderParams,
+        this.spec.sam,
+        s === e ? x : resizeBilinear(x, e, e),
+        this.limits,
+      )
+    );
   }
 
   merge(): void {

@@ -93,7 +93,9 @@ for (const method of ["vit-head", "samed", "loramednet", "gnet"] as const) {
     let counted = 0;
     for (let i = 0; i < 6; i++) {
       const names = new Map([...model.trainable].map(([k, v]) => [v.name, k]));
-      const r = tf.variableGrads(() => (model.loss ?? ceDiceLoss)(model.forward(x, true), y), [...model.trainable.values()]);
+      const r = tf.variableGrads(() => (model.loss ?? ceDiceLoss)(model.forward(x, true), y), [
+        ...model.trainable.values(),
+      ]);
       opt.step(new Map(Object.entries(r.grads).map(([vn, g]) => [names.get(vn)!, g])));
       losses.push((await r.value.data())[0]);
       tf.dispose([r.value, ...Object.values(r.grads)]);
@@ -111,7 +113,10 @@ for (const method of ["vit-head", "samed", "loramednet", "gnet"] as const) {
     assert.ok(await maxAbs(tf.sub(a, b), true) < 1e-4, "same weights, same logits (merged)");
     const wrong = new Map(saved);
     wrong.delete([...saved.keys()][0]);
-    assert.throws(() => other.importTrainable(wrong, "bad.safetensors"), /bad\.safetensors: (does not fit|weights do not fit)/);
+    assert.throws(
+      () => other.importTrainable(wrong, "bad.safetensors"),
+      /bad\.safetensors: (does not fit|weights do not fit)/,
+    );
     tf.dispose([a, b, x, y]);
     opt.dispose();
     model.dispose();
@@ -155,4 +160,3 @@ Deno.test("convTranspose2x2: a trainable weight's gradient matches finite differ
     assert.ok(Math.abs((fp - fm) / (2 * h) - g[i]) < 1e-2, `dw[${i}]`);
   }
 });
-

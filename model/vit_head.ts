@@ -8,7 +8,7 @@ import { tf } from "../engine/tf.ts";
 import type { HostTensor } from "../io/host_tensor.ts";
 import { Rng } from "../engine/rng.ts";
 import { embeddingSize, presetAtSize, type SamConfig } from "./sam/config.ts";
-import { encoderLimits, type EncoderOptions, imageEncoder } from "./sam/image_encoder.ts";
+import { encoderLimits, type EncoderOptions, frozenImageEncoder } from "./sam/image_encoder.ts";
 import type { Params } from "./sam/layers.ts";
 import { maskDecoder } from "./sam/mask_decoder.ts";
 import { initParams, samParamShapes } from "./sam/params.ts";
@@ -22,7 +22,7 @@ import {
   type SamWeightsSource,
   shapeCount,
 } from "./sam_weights.ts";
-import type { Segmenter } from "./segmenter.ts";
+import { checkInput, type Segmenter } from "./segmenter.ts";
 import { exportVariables, importVariables, sizeOf } from "./trainable_io.ts";
 
 const MD = "mask_decoder";
@@ -115,14 +115,22 @@ export class VitHead implements Segmenter {
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => this.decode(x, this.encode(x)));
+  }
+
+  /** The frozen part: x [B, S, S, 3] -> SAM's image embedding [B, g, g, C] (see Segmenter.encode). */
+  readonly encode = (x: tf.Tensor4D): tf.Tensor4D => {
     const s = this.imageSize, { sam } = this.spec, e = sam.image_size;
-    if (x.shape[1] !== s || x.shape[2] !== s || x.shape[3] !== 3) {
-      throw new Error(`VitHead.forward: input [${x.shape}] is not [B, ${s}, ${s}, 3]`);
-    }
+    checkInput("VitHead", x, s);
+    return tf.tidy(() =>
+      frozenImageEncoder(this.frozen, sam, s === e ? x : resizeBilinear(x, e, e), this.limits)
+    );
+  };
+
+  /** The decoder, once per class, on the embedding emb [B, g, g, C] (see Segmenter.decode). */
+  readonly decode = (_x: tf.Tensor4D, emb: tf.Tensor4D): tf.Tensor4D => {
+    const s = this.imageSize, { sam } = this.spec;
     return tf.tidy(() => {
-      const xe = s === e ? x : resizeBilinear(x, e, e); // [B, E, E, 3]
-      // Frozen: no variable feeds it, so backprop never enters the encoder.
-      const emb = imageEncoder(this.frozen, sam, xe, this.limits); // [B, g, g, C]
       const g = embeddingSize(sam), c = sam.out_chans;
       const p: Params = new Map([...this.frozen, ...this.trainable]);
       const iouTokens = p.get(`${MD}.iou_token.weight`)!; // [K, C]
@@ -146,7 +154,7 @@ export class VitHead implements Segmenter {
       const logits = tf.transpose(tf.concat(maps, 1), [0, 2, 3, 1]) as tf.Tensor4D; // [B, 4g, 4g, K]
       return logits.shape[1] === s ? logits : resizeBilinear(logits, s, s); // [B, S, S, K]
     });
-  }
+  };
 
   merge(): void {}
 

@@ -102,6 +102,11 @@ export const TRAIN_OPTIONS = {
   onBadCase: oneOf(["fail", "skip"]),
   /** Validate every n-th epoch (and after the last); best/ is chosen among the validated epochs. */
   valEvery: int(1),
+  /**
+   * Host memory (MiB) for the validation slices' embeddings of a frozen encoder (cnn-head, vit-head, gnet),
+   * so each is encoded once per run instead of every validation (stages/embedding_cache.ts); 0 = no cache.
+   */
+  valCacheMib: int(0),
   /** Log (and print, off a terminal) every n-th step. */
   logEvery: int(1),
   /** Demo only: how many phantom patients to generate. */
@@ -166,6 +171,7 @@ export const PAPER_DEFAULTS: TrainConfig = {
   out: null,
   onBadCase: "fail",
   valEvery: 1,
+  valCacheMib: 2048,
   logEvery: 10,
   demoPatients: 20,
 };

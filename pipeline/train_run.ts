@@ -28,6 +28,7 @@ import {
   truncateLog,
   writeJson,
 } from "./run_dir.ts";
+import { EmbeddingCache } from "../stages/embedding_cache.ts";
 import { type EvalResult, evaluate } from "../stages/evaluate.ts";
 import { train } from "../stages/train.ts";
 import type { TrainState } from "../stages/train_sink.ts";
@@ -130,8 +131,13 @@ function defaultOut(cfg: TrainConfig): string {
   return `runs/${stamp}-${cfg.method}`;
 }
 
-async function validationDice(model: Segmenter, data: Dataset, batchSize: number): Promise<DiceScores> {
-  return (await evaluate(model, data.evalPatients("val"), { batchSize, perFrame: false })).dice;
+async function validationDice(
+  model: Segmenter,
+  data: Dataset,
+  batchSize: number,
+  cache: EmbeddingCache | undefined,
+): Promise<DiceScores> {
+  return (await evaluate(model, data.evalPatients("val"), { batchSize, perFrame: false, cache })).dice;
 }
 
 /** What the device's binding limit means for this run's encoder: the attention chunks and images per pass. */
@@ -241,6 +247,9 @@ export async function runTraining(
     };
     await writeJson(`${dir}/${RUN_FILES.config}`, record);
     const meta = { method: cfg.method, preset: cfg.preset, base_sha256: base.sha256 ?? "random" };
+    const valCache = model.encode && cfg.valCacheMib > 0
+      ? new EmbeddingCache(cfg.valCacheMib * 2 ** 20)
+      : undefined;
     const events = train({
       model,
       data,
@@ -253,7 +262,7 @@ export async function runTraining(
       logEvery: cfg.logEvery,
       valEvery: cfg.valEvery,
       signal: opts.signal,
-      validate: () => validationDice(model, data, cfg.batchSize),
+      validate: () => validationDice(model, data, cfg.batchSize, valCache),
     });
     try {
       for await (const ev of events) {
@@ -264,6 +273,14 @@ export async function runTraining(
       }
     } catch (err) {
       throw outOfMemory(err, choice.backend, cfg) ?? err;
+    }
+    if (valCache) {
+      log(
+        `validation embeddings: ${valCache.size} slices kept (${
+          (valCache.byteLength / 2 ** 20).toFixed(0)
+        } MiB), ` +
+          `${valCache.hits} encoder runs spared`,
+      );
     }
     const metrics = await testMetrics(model, data, dir, cfg.batchSize, log);
     await writeJson(`${dir}/${RUN_FILES.metrics}`, metrics);

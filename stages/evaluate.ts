@@ -4,6 +4,7 @@
  * per-frame Dice and HD95 in millimetres on each volume's original grid.
  */
 import type { Segmenter } from "../model/segmenter.ts";
+import type { EmbeddingCache } from "./embedding_cache.ts";
 import { dice, hd95 } from "./metrics.ts";
 import { predictSlices } from "./predict_slices.ts";
 import type { DiceScores } from "./train_events.ts";
@@ -50,6 +51,8 @@ export interface EvaluateOptions {
   batchSize: number;
   /** Also compute per-frame Dice and HD95 at the original resolution. */
   perFrame: boolean;
+  /** Embeddings of a frozen encoder kept across calls (validation every epoch); see EmbeddingCache. */
+  cache?: EmbeddingCache;
   /** Called after each patient (e.g. progress lines). */
   onPatient?: (patient: string, dice: PerClass<number>) => void;
 }
@@ -65,7 +68,7 @@ export async function evaluate(
   for await (const p of patients) {
     const preds: Uint8Array[] = [], truths: Uint8Array[] = [];
     for (const v of p.volumes) {
-      const maps = await predictSlices(model, v.slices, opts.batchSize);
+      const maps = await predictSlices(model, v.slices, opts.batchSize, opts.cache);
       preds.push(...maps);
       truths.push(...v.slices.map((s) => s.label));
       if (opts.perFrame) {

@@ -5,19 +5,62 @@
 import { tf } from "../engine/tf.ts";
 import type { Segmenter } from "../model/segmenter.ts";
 import { stackSlices } from "./batch.ts";
+import type { EmbeddingCache } from "./embedding_cache.ts";
 import type { SliceItem } from "./volume.ts";
 
-/** Argmax label maps ([S*S] each, slice order) for slices, run in batches; no tensors outlive the call. */
+/**
+ * The model's logits for a batch x [b, S, S, 3] of these slices: forward, or, given a cache and a model with
+ * a frozen encoder, decode over embeddings taken from the cache where it has them (encoding and keeping the
+ * others). Same numbers either way: the embedding is a function of the slice alone.
+ */
+async function logitsOf(
+  model: Segmenter,
+  part: SliceItem[],
+  x: tf.Tensor4D,
+  cache: EmbeddingCache | undefined,
+): Promise<tf.Tensor4D> {
+  if (!cache || !model.encode || !model.decode) return model.forward(x);
+  const cached = part.map((s) => cache.get(s.id));
+  if (cached.every((c) => c)) {
+    const [g, , c] = cached[0]!.shape;
+    const host = new Float32Array(part.length * cached[0]!.data.length);
+    cached.forEach((e, b) => host.set(e!.data, b * e!.data.length));
+    return tf.tidy(() => model.decode!(x, tf.tensor4d(host, [part.length, g, g, c])));
+  }
+  const emb = model.encode(x); // [b, g, g, C]
+  try {
+    const data = (await emb.data()) as Float32Array;
+    const [, g, , c] = emb.shape, n = g * g * c;
+    part.forEach((s, b) => cache.set(s.id, data.slice(b * n, (b + 1) * n), [g, g, c]));
+    return model.decode(x, emb);
+  } finally {
+    emb.dispose();
+  }
+}
+
+/**
+ * Argmax label maps ([S*S] each, slice order) for slices, run in batches; no tensors outlive the call.
+ * `cache` (see EmbeddingCache) spares a frozen encoder the slices it has seen.
+ */
 export async function predictSlices(
   model: Segmenter,
   slices: SliceItem[],
   batchSize: number,
+  cache?: EmbeddingCache,
 ): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
   for (let i = 0; i < slices.length; i += batchSize) {
     const part = slices.slice(i, i + batchSize);
     const { shape, image } = stackSlices(part);
-    const labels = tf.tidy(() => tf.argMax(model.forward(tf.tensor4d(image, shape)), -1)); // [b, S, S] int32
+    const x = tf.tensor4d(image, shape); // [b, S, S, 3]
+    let labels: tf.Tensor;
+    try {
+      const logits = await logitsOf(model, part, x, cache); // [b, S, S, K]
+      labels = tf.argMax(logits, -1); // [b, S, S] int32
+      logits.dispose();
+    } finally {
+      x.dispose();
+    }
     try {
       const data = (await labels.data()) as Int32Array;
       const plane = shape[1] * shape[2];

@@ -256,3 +256,22 @@ function encode(p: Params, cfg: SamConfig, x: tf.Tensor4D, opts: EncoderOptions)
     ) as tf.Tensor4D; // [B, h, w, out_chans]
   });
 }
+
+/**
+ * imageEncoder for weights that never train (the frozen-encoder methods, as the originals' torch.no_grad()):
+ * run inside customGrad's forward, where tfjs records nothing, so a training step does not keep the encoder's
+ * activations for a backward pass that would never use them. Its input is data, so the zero gradient it
+ * reports is never read.
+ */
+export function frozenImageEncoder(
+  p: Params,
+  cfg: SamConfig,
+  x: tf.Tensor4D,
+  opts: EncoderOptions = {},
+): tf.Tensor4D {
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const xi = args[0] as tf.Tensor4D;
+    return { value: imageEncoder(p, cfg, xi, opts), gradFunc: () => tf.zeros(xi.shape) };
+  });
+  return f(x) as tf.Tensor4D;
+}
