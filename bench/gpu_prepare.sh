@@ -8,6 +8,7 @@ grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>.git/info/exc
 grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo '/.gl/' >>.git/info/exclude
 mkdir -p .gpu .gl
 deno bundle --platform deno -o .gpu/bench.js bench/main.ts
+deno bundle --platform deno -o .gpu/report.js bench/gpu_report.ts
 [ -f .gpu/deno.xz ] || xz -T0 -6 -c "$(readlink -f "$(command -v deno)")" >.gpu/deno.xz
 if ! ls .gl/*.deb >/dev/null 2>&1; then
   mkdir -p /tmp/amd64/partial

@@ -4,7 +4,7 @@
  * wasm heap never shrinks) and RSS peak do not colour another's. "torch" is the same-shape PyTorch figure
  * (bench/torch_encoder.py under /usr/bin/python3 or python3 with torch), measured right beside ours.
  */
-import { BENCHES, benchKey, type Measure } from "./benches.ts";
+import { BENCHES, benchKey, type BenchOptions, type Measure } from "./benches.ts";
 import { parseCommand } from "../pipeline/flags.ts";
 import { flag, int, oneOf, path } from "../pipeline/option_schema.ts";
 import { runCli } from "../pipeline/run_cli.ts";
@@ -16,7 +16,8 @@ type Backend = typeof ALL[number];
 
 const USAGE = `usage: deno task bench [--json] [--backends ${ALL.join(",")}] [--only ${
   Object.keys(BENCHES).join(",")
-}] [--size 1024] [--repeat 1]`;
+}]
+  [--size 1024] [--batch 1] [--repeat 1] [--checkpoint-blocks on|off] [--steps 20] [--image-size 224]`;
 
 async function hasAdapter(): Promise<boolean> {
   return !!(await (navigator as Navigator & { gpu?: GPU }).gpu?.requestAdapter().catch(() => null));
@@ -32,15 +33,46 @@ async function torchPython(): Promise<string | undefined> {
   return undefined;
 }
 
+/**
+ * Samples the GPU's used memory (nvidia-smi, every 100 ms) until stop() is called; stop() gives the peak
+ * in MiB, or undefined where there is no nvidia-smi. The device is used by one benchmark at a time, so the
+ * peak is that benchmark's (plus the driver's own baseline, reported as measured).
+ */
+function gpuMemorySampler(): { stop(): Promise<number | undefined> } {
+  let child: Deno.ChildProcess | undefined;
+  try {
+    child = new Deno.Command("nvidia-smi", {
+      args: ["--query-gpu=memory.used", "--format=csv,noheader,nounits", "-lms", "100"],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+  } catch {
+    return { stop: () => Promise.resolve(undefined) };
+  }
+  const text = new Response(child.stdout).text();
+  return {
+    async stop() {
+      try {
+        child!.kill("SIGTERM");
+      } catch { /* already gone */ }
+      const values = (await text).split("\n").map(Number).filter((v) => v > 0);
+      await child!.status;
+      return values.length ? Math.max(...values) : undefined;
+    },
+  };
+}
+
 /** Runs a child that prints its result as the last stdout line; its log passes through on stderr. */
 async function runChild(cmd: string, args: string[]): Promise<Measure | string> {
+  const gpu = gpuMemorySampler();
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "inherit" }).output();
+  const peakGpuMiB = await gpu.stop();
   if (!out.success) {
     return out.signal
       ? `failed: killed by ${out.signal}`
       : `failed with exit code ${out.code} (see the log above)`;
   }
-  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
+  return { ...JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!), peakGpuMiB };
 }
 
 /** Why a backend does not run a benchmark here, or undefined when it does. */
@@ -64,13 +96,25 @@ export async function main(args: string[]): Promise<void> {
     only: path,
     size: int(16),
     repeat: int(1),
+    batch: int(1, 64),
+    checkpointBlocks: oneOf(["on", "off"]),
+    steps: int(1),
+    imageSize: int(16),
     child: oneOf(TF_BACKENDS),
-  }, { defaults: { size: 1024, repeat: 1 } });
+  }, { defaults: { size: 1024, repeat: 1, batch: 1, checkpointBlocks: "on", steps: 20, imageSize: 224 } });
   if (help) return console.log(USAGE);
   const size = o.size!;
+  const bo: BenchOptions = {
+    size,
+    repeat: o.repeat!,
+    batch: o.batch!,
+    checkpointBlocks: o.checkpointBlocks === "on",
+    steps: o.steps!,
+    imageSize: o.imageSize!,
+  };
   if (size % 16) throw new UserError(`--size: ${size} is not a multiple of the patch size 16`);
   const list = (s: string | undefined) => s?.split(",").map((x) => x.trim()).filter(Boolean);
-  const names = list(o.only) ?? Object.keys(BENCHES);
+  const names = list(o.only) ?? Object.keys(BENCHES).filter((n) => !BENCHES[n].onlyWhenNamed);
   const unknownName = names.filter((n) => !(n in BENCHES));
   if (unknownName.length) {
     throw new UserError(
@@ -78,7 +122,7 @@ export async function main(args: string[]): Promise<void> {
     );
   }
   if (o.child) {
-    console.log(JSON.stringify(await BENCHES[names[0]].run(o.child, size, o.repeat!)));
+    console.log(JSON.stringify(await BENCHES[names[0]].run(o.child, bo)));
     return;
   }
   const asked = list(o.backends);
@@ -93,7 +137,7 @@ export async function main(args: string[]): Promise<void> {
     if (v !== undefined) (report[key] ??= {})[b] = typeof v === "number" ? Number(v.toFixed(3)) : v;
   };
   for (const name of names) {
-    const key = benchKey(name, size);
+    const key = benchKey(name, bo);
     for (const b of backends) {
       const why = await whyNot(b, name, !!asked?.includes(b), py, size);
       if (why === "") continue;
@@ -103,7 +147,7 @@ export async function main(args: string[]): Promise<void> {
         r = b === "torch"
           ? await runChild(py!, [
             new URL("torch_encoder.py", import.meta.url).pathname,
-            ...BENCHES[name].torchArgs!(size),
+            ...BENCHES[name].torchArgs!(bo),
           ])
           : await runChild(Deno.execPath(), [
             "run",
@@ -117,6 +161,14 @@ export async function main(args: string[]): Promise<void> {
             String(size),
             "--repeat",
             String(o.repeat),
+            "--batch",
+            String(o.batch),
+            "--checkpoint-blocks",
+            o.checkpointBlocks!,
+            "--steps",
+            String(o.steps),
+            "--image-size",
+            String(o.imageSize),
           ]);
       }
       if (typeof r === "string") {
@@ -127,22 +179,27 @@ export async function main(args: string[]): Promise<void> {
       put(`${key}_s`, b, r.seconds);
       put(`${key}_peak_tensor_mib`, b, r.peakTensorMiB);
       put(`${key}_peak_rss_mib`, b, r.peakRssMiB);
+      put(`${key}_peak_gpu_mib`, b, r.peakGpuMiB);
+      put(`${key}_steps`, b, r.steps);
     }
   }
   const machine = { cores: navigator.hardwareConcurrency, deno: Deno.version.deno, os: Deno.build.os };
   if (o.json) return console.log(JSON.stringify({ ...report, machine }));
   console.log(`machine: ${machine.cores} cores, Deno ${machine.deno}`);
   for (const name of names) {
-    const key = benchKey(name, size);
+    const key = benchKey(name, bo);
     console.log(`${key}: ${BENCHES[name].title}`);
     for (const b of backends) {
       const s = report[`${key}_s`]?.[b], skip = report[`${key}_skipped`]?.[b];
       if (s !== undefined) {
         const tensors = report[`${key}_peak_tensor_mib`]?.[b], rss = report[`${key}_peak_rss_mib`]?.[b];
+        const gpu = report[`${key}_peak_gpu_mib`]?.[b], steps = report[`${key}_steps`]?.[b];
         console.log(
           `  ${b.padEnd(7)} ${Number(s).toFixed(2).padStart(9)} s` +
             (tensors !== undefined ? `   peak tensors ${Math.round(Number(tensors))} MiB` : "") +
-            `   peak RSS ${rss !== undefined ? Math.round(Number(rss)) : "?"} MiB`,
+            `   peak RSS ${rss !== undefined ? Math.round(Number(rss)) : "?"} MiB` +
+            (gpu !== undefined ? `   peak GPU ${gpu} MiB` : "") +
+            (steps !== undefined ? `   ${steps} steps` : ""),
         );
       } else if (skip !== undefined) console.log(`  ${b.padEnd(7)} ${skip}`);
     }

@@ -6,7 +6,7 @@ with random weights: the timing of a forward pass depends on the shapes, not on 
 segment_anything code is not needed. `--train` times a LoRA step instead (rank-4 LoRA on q and v, encoder
 frozen, loss = mean of the embedding; no head, so it slightly under-counts our LoRaMedNet step).
 
-usage: python3 bench/torch_encoder.py --size 1024 [--train] [--repeat 1] [--threads N (default: every core)]
+usage: python3 bench/torch_encoder.py --size 1024 [--batch 1] [--train] [--repeat 1] [--threads N (default: every core)]
 """
 import argparse
 import json
@@ -101,13 +101,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--train", action="store_true")
+    ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = Encoder(a.size, 4 if a.train else 0)
-    x = torch.randn(1, 3, a.size, a.size)
+    x = torch.randn(a.batch, 3, a.size, a.size)
     best = float("inf")
     if a.train:
         for name, prm in model.named_parameters():
