@@ -19,10 +19,11 @@ import { buildDataset, type Dataset } from "./dataset.ts";
 import { Adam, LrSchedule } from "../engine/optimizer.ts";
 import type { DiceScores, TrainEvent } from "../stages/train_events.ts";
 import {
-  cleanStaged,
   exists,
   loadCheckpoint,
   loadTrainable,
+  prepareRunDir,
+  recoverCheckpoint,
   RUN_FILES,
   runDirSink,
   truncateLog,
@@ -164,9 +165,9 @@ export async function runTraining(
   const build = methodOptions(cfg, choice.maxBindingBytes);
   if (choice.maxBindingBytes !== undefined) log(derivedLimits(cfg, choice.maxBindingBytes, cfg.batchSize));
   const dir = cfg.out ?? defaultOut(cfg);
-  const fresh = !(await Deno.stat(dir).then(() => true, () => false));
-  await Deno.mkdir(dir, { recursive: true });
-  await cleanStaged(dir);
+  // A finished run or a foreign folder is refused and an unwritable one found before any work is done.
+  const fresh = (await prepareRunDir(dir, { resume: opts.resume })).created;
+  if (opts.resume) { for (const line of await recoverCheckpoint(dir)) log(line); }
   // Bad data or weights found while setting up must not leave an empty run directory behind.
   const setup = async () => {
     const dataDir = cfg.data ?? await makeDemoData(`${dir}/phantoms`, cfg.demoPatients, cfg.seed, log);
@@ -180,6 +181,9 @@ export async function runTraining(
   };
   const { dataDir, data, model, base, backbone } = await setup().catch(async (err) => {
     if (fresh) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    else if (!opts.resume && !cfg.data) {
+      await Deno.remove(`${dir}/phantoms`, { recursive: true }).catch(() => {});
+    }
     throw err;
   });
   const optimizer = new Adam(model.trainable, {
