@@ -28,8 +28,13 @@ export async function readFully(
   }
 }
 
+/** Anything bytes can be written to: a file, or the process's stdout or stderr. */
+export interface ByteSink {
+  write(p: Uint8Array): Promise<number>;
+}
+
 /** Writes all of bytes (FsFile.write may write less than asked). */
-export async function writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+export async function writeAll(f: ByteSink, bytes: Uint8Array): Promise<void> {
   let at = 0;
   while (at < bytes.length) at += await f.write(bytes.subarray(at));
 }

@@ -16,7 +16,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.ts";
-import { writeAll } from "./file_io.ts";
+import { type ByteSink, writeAll } from "./file_io.ts";
 
 /** An output path the command cannot write, named with the problem (one line, exit 2). */
 export class OutputError extends UserError {}
@@ -94,6 +94,8 @@ export async function withOutputErrors<T>(path: string, fn: () => Promise<T>, la
 
 /** Spellings that always mean "this process's stream", whatever they resolve to (a tty, a pipe, a file). */
 const STREAM_ALIAS = /^\/(dev\/(stdout|stderr|fd\/\d+)|proc\/self\/fd\/\d+)$/;
+/** The spellings of this process's stdout and stderr (captured: "stdout", "stderr", "1" or "2"). */
+const OWN_STREAM = /^\/(?:dev\/(stdout|stderr)|(?:dev|proc\/self)\/fd\/([12]))$/;
 /** Character devices it is reasonable to stream an output to; every other device node is refused. */
 const STREAM_DEVICE = /^\/dev\/(null|full|zero|tty|pts\/\d+)$/;
 
@@ -191,12 +193,16 @@ export async function checkWritable(path: string, opts: OutputOptions = {}): Pro
  */
 export async function writeOutput(
   path: string,
-  write: (f: Deno.FsFile) => Promise<void>,
+  write: (f: ByteSink) => Promise<void>,
   opts: OutputOptions = {},
 ): Promise<void> {
   const target = await checkOutputFile(path, opts);
   if (target.kind === "stream") {
     await withOutputErrors(path, async () => {
+      // The process's own stdout and stderr are written through their descriptors, not reopened, so the
+      // bytes land where the stream is now (after what was printed), even when it is a redirected file.
+      const m = OWN_STREAM.exec(path), own = m?.[1] ?? m?.[2];
+      if (own) return await write(own === "1" || own === "stdout" ? Deno.stdout : Deno.stderr);
       const f = await Deno.open(target.path, { write: true, append: true });
       try {
         await write(f);

@@ -266,3 +266,25 @@ catch (e) { console.log(e.constructor.name + ": " + e.message); }`,
     }
   },
 );
+
+Deno.test("/dev/stdout redirected to a file: the output lands after what was printed, not over it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const script = `${dir}/print.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { writeOutputText } from "${new URL("./safe_output.ts", import.meta.url).href}";
+console.log("first");
+await writeOutputText("/dev/stdout", "second\\n");
+console.log("third");`,
+    );
+    const r = await new Deno.Command("sh", {
+      args: ["-c", `"${Deno.execPath()}" run -A --no-lock "${script}" > "${dir}/out.txt"`],
+      env: { XDG_RUNTIME_DIR: "/tmp" },
+    }).output();
+    assert.ok(r.success, new TextDecoder().decode(r.stderr));
+    assert.equal(await Deno.readTextFile(`${dir}/out.txt`), "first\nsecond\nthird\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
