@@ -33,6 +33,8 @@ export {
   writeSafetensors,
 } from "./io/safetensors.ts";
 export { PickleError } from "./io/pickle.ts";
+export { checkWritable, OutputError, prepareOutputDir, writeOutput } from "./io/safe_output.ts";
+export type { OutputOptions } from "./io/safe_output.ts";
 export { openPth, readPth } from "./io/pth.ts";
 
 // engine: tfjs, backends and device limits, randomness, optimisation
@@ -122,7 +124,13 @@ export { labelledSubset, splitPatients } from "./pipeline/splits.ts";
 export type { FramesMode, LabelledSubset, Split } from "./pipeline/splits.ts";
 export { buildDataset } from "./pipeline/dataset.ts";
 export type { DataReport, Dataset, SplitRecord, VolumeInfo } from "./pipeline/dataset.ts";
-export { loadCheckpoint, runDirSink, saveCheckpoint } from "./pipeline/run_dir.ts";
+export {
+  loadCheckpoint,
+  prepareRunDir,
+  recoverCheckpoint,
+  runDirSink,
+  saveCheckpoint,
+} from "./pipeline/run_dir.ts";
 export { ProgressReporter } from "./pipeline/progress.ts";
 export { runTraining } from "./pipeline/train_run.ts";
 export { evaluateRun, openRun } from "./pipeline/eval_run.ts";

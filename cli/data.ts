@@ -3,7 +3,7 @@
  * the labelled patients, every volume's dims and per-class voxel counts, slice counts; optionally one
  * augmented batch as safetensors and a PNG grid of augmented slices with their labels.
  */
-import { writeAll, writeAtomic } from "../io/file_io.ts";
+import { checkWritable, type OutputOptions, writeOutputBytes } from "../io/safe_output.ts";
 import { encodePng } from "../io/png.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { tf } from "../engine/tf.ts";
@@ -30,21 +30,13 @@ const SHAPE = {
   previewCount: int(1, 256),
 };
 
-/** Runs `write` for an output path, turning a missing folder or permission problem into a user error. */
-async function writeOutput(flag: string, path: string, write: () => Promise<void>): Promise<void> {
-  try {
-    await write();
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new UserError(`--${flag} ${path}: folder not found`);
-    if (err instanceof Deno.errors.PermissionDenied) {
-      throw new UserError(`--${flag} ${path}: permission denied`);
-    }
-    throw err;
-  }
+/** The data set's files, which no output may replace. */
+function inputsOf(ds: Dataset): string[] {
+  return ds.volumes.flatMap((v) => [v.files.image, v.files.label]);
 }
 
 /** Writes epoch 0's first training batch (augmented, as training sees it): image [B, H, W, 3], label [B, H, W]. */
-async function dumpBatch(ds: Dataset, path: string, batchSize: number) {
+async function dumpBatch(ds: Dataset, path: string, batchSize: number, out: OutputOptions) {
   for await (const b of ds.trainBatches(ds.epochRng(0), { batchSize, prefetch: 1 })) {
     try {
       const image = await b.image.data() as Float32Array;
@@ -53,11 +45,7 @@ async function dumpBatch(ds: Dataset, path: string, batchSize: number) {
         image: { dtype: "float32" as const, shape: b.image.shape.slice(), data: image },
         label: { dtype: "int32" as const, shape: b.label.shape.slice(), data: label },
       };
-      await writeOutput(
-        "dump-batch",
-        path,
-        () => writeSafetensors(path, tensors, { ids: JSON.stringify(b.ids) }),
-      );
+      await writeSafetensors(path, tensors, { ids: JSON.stringify(b.ids) }, out);
       return { file: path, ids: b.ids, image_shape: b.image.shape, label_shape: b.label.shape };
     } finally {
       disposeBatch(b);
@@ -71,11 +59,14 @@ async function main(args: string[]) {
   if (help) return console.log(USAGE);
   requireFlags(options, ["data"], USAGE);
   const { batchSize, dumpBatch: dump, preview, previewCount, ...config } = options;
+  // Unwritable outputs fail before the data set is read.
+  if (dump) await checkWritable(dump, { label: "--dump-batch" });
+  if (preview) await checkWritable(preview, { label: "--preview" });
   const ds = await buildDataset({ ...config, data: config.data! }, { onSkip: (m) => console.error(m) });
   const out: Record<string, unknown> = { ...ds.report() };
   if (dump) {
     await tf.setBackend("cpu"); // a few uploads: no reason to start a GPU device
-    out.dump = await dumpBatch(ds, dump, batchSize!);
+    out.dump = await dumpBatch(ds, dump, batchSize!, { label: "--dump-batch", inputs: inputsOf(ds) });
   }
   if (preview) {
     const path = preview;
@@ -83,7 +74,7 @@ async function main(args: string[]) {
     if (items.length === 0) throw new UserError(`--preview: the labelled training set has no slices`);
     const grid = previewGrid(items, Math.ceil(Math.sqrt(items.length)));
     const png = encodePng(grid.pixels, grid.width, grid.height, 3);
-    await writeOutput("preview", path, () => writeAtomic(path, (f) => writeAll(f, png)));
+    await writeOutputBytes(path, png, { label: "--preview", inputs: inputsOf(ds) });
     out.preview = { file: path, slices: items.map((s) => s.id) };
   }
   console.log(JSON.stringify(out));

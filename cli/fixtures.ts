@@ -7,6 +7,7 @@ import { parseCommand } from "../pipeline/flags.ts";
 import { flag, int, path } from "../pipeline/option_schema.ts";
 import { runCli } from "../pipeline/run_cli.ts";
 import { UserError } from "../errors.ts";
+import { OutputError, withOutputErrors, writeOutputText } from "../io/safe_output.ts";
 import { FIXTURE_DIR, FIXTURE_SET, fixtureSums, listFiles } from "../fixtures/fixture_set.ts";
 import { generateAcdcPhantoms } from "../fixtures/phantom.ts";
 
@@ -32,7 +33,19 @@ async function main(args: string[]) {
     );
   }
   const { out, patients, seed } = values as Required<typeof values>;
-  if (await exists(out)) {
+  await withOutputErrors(out, () => build(out, patients, seed, values), "--out");
+}
+
+/** Builds the set beside out and swaps it in; every I/O error becomes one line naming --out. */
+async function build(
+  out: string,
+  patients: number,
+  seed: number,
+  values: { small?: boolean; with4d?: boolean },
+): Promise<void> {
+  const info = await Deno.stat(out).catch(() => undefined);
+  if (info && !info.isDirectory) throw new OutputError(`--out ${out}: exists and is not a folder`);
+  if (info) {
     const empty = (await Array.fromAsync(Deno.readDir(out))).length === 0;
     if (!empty && !(await exists(join(out, "SHA256SUMS")))) {
       throw new UserError(
@@ -50,7 +63,7 @@ async function main(args: string[]) {
       small: values.small,
       with4d: values.with4d,
     });
-    await Deno.writeTextFile(join(staging, "SHA256SUMS"), await fixtureSums(staging));
+    await writeOutputText(join(staging, "SHA256SUMS"), await fixtureSums(staging));
     if (await exists(out)) await Deno.remove(out, { recursive: true });
     await Deno.rename(staging, out);
     await Deno.chmod(out, 0o755); // makeTempDir made it private

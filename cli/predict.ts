@@ -4,6 +4,7 @@
  */
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
+import { checkWritable, prepareOutputDir } from "../io/safe_output.ts";
 import { predictFile, scansIn } from "../stages/predict.ts";
 import { OPEN_RUN_OPTIONS, openRun } from "../pipeline/eval_run.ts";
 import { parseCommand, requireFlags } from "../pipeline/flags.ts";
@@ -23,6 +24,18 @@ async function isDir(path: string): Promise<boolean | undefined> {
   }
 }
 
+/**
+ * Refuses, before the model is loaded, any output that is one of the input scans (the same folder given twice,
+ * or the same file by another spelling or link), a device, pipe or folder, or unwritable: a bad --output
+ * costs nothing and never replaces a scan with its label map.
+ */
+async function checkOutputs(jobs: [string, string][], folder?: string): Promise<void> {
+  const out = { label: "--output", inputs: jobs.map(([src]) => src) };
+  // A folder that exists is only probed; one that is created cannot hold an input.
+  if (folder !== undefined) await prepareOutputDir(folder, { label: "--output" });
+  for (const [, dst] of jobs) await checkWritable(dst, out);
+}
+
 async function main(args: string[]) {
   const { options, help } = parseCommand(args, SHAPE, { defaults: { weights: "final" } });
   if (help) return console.log(USAGE);
@@ -37,8 +50,8 @@ async function main(args: string[]) {
     }
     const names = await scansIn(input);
     if (!names.length) throw new UserError(`${input}: holds no .nii or .nii.gz scans`);
-    await Deno.mkdir(output, { recursive: true });
     for (const n of names) jobs.push([join(input, n), join(output, n)]);
+    await checkOutputs(jobs, output);
   } else {
     if (await isDir(output)) {
       throw new UserError(`${output}: is a folder; give an output file name (.nii or .nii.gz)`);
@@ -47,6 +60,7 @@ async function main(args: string[]) {
       throw new UserError(`${output}: output name must end in .nii or .nii.gz`);
     }
     jobs.push([input, output]);
+    await checkOutputs(jobs);
   }
   const log = (l: string) => console.error(l);
   const run = await openRun(options.run!, { backend: options.backend, weights: options.weights, log });

@@ -7,6 +7,7 @@ import { tf } from "../engine/tf.ts";
 import { bindingLimit, selectBackend } from "../engine/backend.ts";
 import { type HostTensor, toFloat32 } from "../io/host_tensor.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
+import { checkWritable, type OutputOptions } from "../io/safe_output.ts";
 import { checkStrict, readStateDict } from "../model/checkpoint.ts";
 import { loadSamConfig, type SamConfig } from "../model/sam/config.ts";
 import { disposeParams, paramsFromStateDict, samParamShapes } from "../model/sam/params.ts";
@@ -59,16 +60,6 @@ async function readInput(path: string): Promise<Map<string, HostTensor>> {
   }
 }
 
-/** Refuses an output whose folder is missing or which names a folder, before any work is done. */
-async function checkOutput(path: string): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
-  const info = await Deno.stat(dir).catch(() => undefined);
-  if (!info?.isDirectory) throw new UserError(`${path}: output folder ${dir} does not exist`);
-  const out = await Deno.stat(path).catch(() => undefined);
-  if (out?.isDirectory) throw new UserError(`${path}: is a directory, not an output file`);
-}
-
 export async function main(args: string[]): Promise<void> {
   const { options: values, help } = parseCommand(args, SHAPE, { defaults: { backend: "auto" } });
   if (help) return console.log(USAGE);
@@ -76,7 +67,10 @@ export async function main(args: string[]): Promise<void> {
   const backend = values.backend!;
   const cfg = await loadSamConfig(values.config!);
   const { raw, box } = checkInput(await readInput(values.input!), cfg, values.input!);
-  await checkOutput(values.output!);
+  // The output is checked (not an input, not a device or folder, its folder writable) before the model runs.
+  const inputs = [values.input!, values.checkpoint!, values.config!];
+  const out: OutputOptions = { label: "--output", inputs };
+  await checkWritable(values.output!, out);
   const sd = await readStateDict(values.checkpoint!);
   checkStrict(samParamShapes(cfg), sd, values.checkpoint!);
   try {
@@ -99,7 +93,7 @@ export async function main(args: string[]): Promise<void> {
     tf.dispose([...outputs.values(), rawT, boxT]);
     disposeParams(p);
   }
-  await writeSafetensors(values.output!, host);
+  await writeSafetensors(values.output!, host, undefined, out);
   const secs = ((performance.now() - t0) / 1000).toFixed(2);
   console.error(`sam-run: wrote ${host.size} tensors to ${values.output} in ${secs} s on ${tf.getBackend()}`);
 }

@@ -18,6 +18,7 @@ import {
   runCell,
 } from "../pipeline/table.ts";
 import { writeTable } from "../pipeline/table_report.ts";
+import { prepareOutputDir } from "../io/safe_output.ts";
 import { METHODS } from "../pipeline/config.ts";
 
 const USAGE = `usage: deno task table --data DIR --sam F|random --medsam F|random
@@ -79,6 +80,8 @@ async function main(args: string[]) {
   if (o.list) return console.log(JSON.stringify(cells));
   const log = (l: string) => console.error(l);
   const todo = o.cell !== undefined ? [pickCell(cells, o.cell)] : o.collect ? [] : cells;
+  // An unwritable --out fails now, not after the grid has trained.
+  await prepareOutputDir(grid.out, { label: "--out" });
   const t0 = performance.now();
   for (const [i, c] of todo.entries()) {
     const name = `${c.method} ${c.weights} fold ${c.fold} seed ${c.seed}`;

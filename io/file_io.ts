@@ -1,4 +1,7 @@
-/** Positioned reads and atomic writes shared by the checkpoint formats, so big files are never slurped whole. */
+/**
+ * Positioned reads and whole writes shared by the file formats, so big files are never slurped whole. Output
+ * files are written through io/safe_output.ts, which uses writeAll.
+ */
 
 /**
  * Fills buf from the file at byte position pos; a short read means the file ended early (or shrank while we
@@ -25,32 +28,13 @@ export async function readFully(
   }
 }
 
-/** Writes all of bytes (FsFile.write may write less than asked). */
-export async function writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let at = 0;
-  while (at < bytes.length) at += await f.write(bytes.subarray(at));
+/** Anything bytes can be written to: a file, or the process's stdout or stderr. */
+export interface ByteSink {
+  write(p: Uint8Array): Promise<number>;
 }
 
-/**
- * Runs write on a temporary file beside path, flushes it, then renames it over path, so a crash or error
- * never leaves a torn file under the real name; the temporary file is removed on failure.
- */
-export async function writeAtomic(path: string, write: (f: Deno.FsFile) => Promise<void>): Promise<void> {
-  const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  const f = await Deno.open(tmp, { write: true, createNew: true });
-  let ok = false;
-  try {
-    await write(f);
-    await f.syncData();
-    ok = true;
-  } finally {
-    f.close();
-    if (!ok) await Deno.remove(tmp).catch(() => {});
-  }
-  try {
-    await Deno.rename(tmp, path);
-  } catch (err) {
-    await Deno.remove(tmp).catch(() => {});
-    throw err;
-  }
+/** Writes all of bytes (FsFile.write may write less than asked). */
+export async function writeAll(f: ByteSink, bytes: Uint8Array): Promise<void> {
+  let at = 0;
+  while (at < bytes.length) at += await f.write(bytes.subarray(at));
 }

@@ -6,7 +6,7 @@
 import { NIFTI1 } from "nifti-reader-js";
 import type { NiftiGeometry } from "./nifti_affine.ts";
 import { NiftiError } from "./nifti_error.ts";
-import { writeAll, writeAtomic } from "./file_io.ts";
+import { type OutputOptions, writeOutputBytes } from "./safe_output.ts";
 
 /** The header block plus the 4 extension-flag bytes: where the voxels start. */
 const VOX_OFFSET = 352;
@@ -84,15 +84,17 @@ async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
 }
 
 /**
- * Writes a NIfTI-1 file (.nii.gz when the path ends in .gz) atomically: a temporary name in the same
- * directory, then a rename, so readers never see a partial file.
+ * Writes a NIfTI-1 file (.nii.gz when the path ends in .gz) through the safe-output helper: a temporary name in
+ * the same directory, then a rename, so readers never see a partial file; a bad target or an I/O error is an
+ * OutputError. out names the command's inputs (never overwritten) and the flag for messages.
  */
 export async function writeNifti(
   path: string,
   data: Uint8Array | Int16Array | Float32Array,
   dims: number[],
   geometry: NiftiGeometry,
+  out: OutputOptions = {},
 ): Promise<void> {
   const bytes = await encodeNifti(data, dims, geometry, { gzip: path.endsWith(".gz"), file: path });
-  await writeAtomic(path, (f) => writeAll(f, bytes));
+  await writeOutputBytes(path, bytes, out);
 }

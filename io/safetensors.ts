@@ -13,7 +13,8 @@ import {
   LITTLE_ENDIAN,
   tensorProblem,
 } from "./host_tensor.ts";
-import { readFully, writeAll, writeAtomic } from "./file_io.ts";
+import { readFully, writeAll } from "./file_io.ts";
+import { type OutputOptions, writeOutput } from "./safe_output.ts";
 
 export class SafetensorsError extends UserError {}
 
@@ -269,18 +270,20 @@ export function encodeSafetensors(tensors: TensorSet, metadata?: Record<string, 
 }
 
 /**
- * Writes tensors to path atomically (a temporary file in the same folder, then rename), streaming each
- * tensor's bytes so no second copy of the weights is built.
+ * Writes tensors to path through the safe-output helper (a temporary file in the same folder, then rename; a
+ * bad target or an I/O error is an OutputError), streaming each tensor's bytes so no second copy of the weights
+ * is built. out names the command's inputs (never overwritten) and the flag for messages.
  */
 export async function writeSafetensors(
   path: string,
   tensors: TensorSet,
   metadata?: Record<string, string>,
+  out: OutputOptions = {},
 ): Promise<void> {
   const { list, prefix, json } = layout(tensors, metadata);
-  await writeAtomic(path, async (f) => {
+  await writeOutput(path, async (f) => {
     await writeAll(f, prefix);
     await writeAll(f, json);
     for (const [, t] of list) await writeAll(f, dataBytes(t.data));
-  });
+  }, out);
 }

@@ -1,6 +1,7 @@
 /** The embedded demo's data: synthetic ACDC-layout phantoms generated once into the run directory. */
 import { generateAcdcPhantoms } from "../fixtures/phantom.ts";
 import { exists } from "./run_dir.ts";
+import { writeOutputText } from "../io/safe_output.ts";
 
 /**
  * Generates `patients` phantom patients (seeded) under dir, or reuses them when a previous (resumed) run of
@@ -17,7 +18,7 @@ export async function makeDemoData(
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   const t0 = performance.now();
   await generateAcdcPhantoms(dir, { patients, seed });
-  await Deno.writeTextFile(marker, "");
+  await writeOutputText(marker, "");
   log(
     `demo: generated ${patients} synthetic phantom patients in ${dir} (${
       ((performance.now() - t0) / 1000).toFixed(1)

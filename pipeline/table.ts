@@ -107,6 +107,11 @@ export async function runCell(g: GridOptions, c: Cell, log: (l: string) => void)
   const done = await cellResult(c);
   if (done.status === "done") return done;
   const resume = await exists(join(c.run, RUN_FILES.optimizer));
+  if (!resume && (await exists(c.run))) {
+    // The grid owns its cell folders: an attempt that saved no epoch has nothing to keep (train refuses it).
+    log(`${c.run}: an earlier attempt saved no epoch; starting the cell again`);
+    await Deno.remove(c.run, { recursive: true });
+  }
   const cfg = await resolveConfig(cellFlags(g, c));
   await runTraining(cfg, { resume, log });
   const result = await cellResult(c);

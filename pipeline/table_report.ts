@@ -4,7 +4,7 @@
  * table.md and a bar chart (table.svg) of per-class Dice.
  */
 import { join } from "node:path";
-import { writeAll, writeAtomic } from "../io/file_io.ts";
+import { writeOutputText } from "../io/safe_output.ts";
 import { CLASS_NAMES } from "../stages/volume.ts";
 import { PAPER_TABLE_1 } from "./paper_table.ts";
 import { writeJson } from "./run_dir.ts";
@@ -159,8 +159,7 @@ export async function writeTable(
   const finished = cells.filter((c) => c.status === "done").length;
   const note = `${finished} of ${cells.length} cells finished. Grid: ${JSON.stringify(grid)}.`;
   await writeJson(json, { created: new Date().toISOString(), grid, rows, cells });
-  const enc = new TextEncoder();
-  await writeAtomic(md, (f) => writeAll(f, enc.encode(tableMarkdown(rows, note))));
-  await writeAtomic(svg, (f) => writeAll(f, enc.encode(tableSvg(rows))));
+  await writeOutputText(md, tableMarkdown(rows, note));
+  await writeOutputText(svg, tableSvg(rows));
   return { json, md, svg, rows };
 }

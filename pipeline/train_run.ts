@@ -19,10 +19,11 @@ import { buildDataset, type Dataset } from "./dataset.ts";
 import { Adam, LrSchedule } from "../engine/optimizer.ts";
 import type { DiceScores, TrainEvent } from "../stages/train_events.ts";
 import {
-  cleanStaged,
   exists,
   loadCheckpoint,
   loadTrainable,
+  prepareRunDir,
+  recoverCheckpoint,
   RUN_FILES,
   runDirSink,
   truncateLog,
@@ -165,16 +166,16 @@ export async function runTraining(
   const log = opts.log ?? ((l: string) => console.error(l));
   if (cfg.weights === "random") log("base weights: random (--weights random): a smoke run, not a SAM result");
   if (opts.dryRun) return await dryRun(methodOptions(cfg), cfg.backend, log);
-  const kernels = await trainingKernels(cfg);
-  const choice: BackendChoice = await selectBackend(cfg.backend, { kernels }, log);
-  const build = methodOptions(cfg, choice.maxBindingBytes);
-  if (choice.maxBindingBytes !== undefined) log(derivedLimits(cfg, choice.maxBindingBytes, cfg.batchSize));
   const dir = cfg.out ?? defaultOut(cfg);
-  const fresh = !(await Deno.stat(dir).then(() => true, () => false));
-  await Deno.mkdir(dir, { recursive: true });
-  await cleanStaged(dir);
+  // A finished run or a foreign folder is refused, and an unwritable one found, before any work is done.
+  const fresh = (await prepareRunDir(dir, { resume: opts.resume })).created;
+  if (opts.resume) { for (const line of await recoverCheckpoint(dir)) log(line); }
   // Bad data or weights found while setting up must not leave an empty run directory behind.
   const setup = async () => {
+    const kernels = await trainingKernels(cfg);
+    const choice: BackendChoice = await selectBackend(cfg.backend, { kernels }, log);
+    const build = methodOptions(cfg, choice.maxBindingBytes);
+    if (choice.maxBindingBytes !== undefined) log(derivedLimits(cfg, choice.maxBindingBytes, cfg.batchSize));
     const dataDir = cfg.data ?? await makeDemoData(`${dir}/phantoms`, cfg.demoPatients, cfg.seed, log);
     const data = await buildDataset({ ...dataOf(cfg), data: dataDir }, { onSkip: log });
     log(
@@ -182,10 +183,13 @@ export async function runTraining(
         `${data.sliceCounts.train} training slices, ${data.split.val.length} val and ${data.split.test.length} test patients`,
     );
     const { model, base, backbone } = await createSegmenter(build);
-    return { dataDir, data, model, base, backbone };
+    return { choice, dataDir, data, model, base, backbone };
   };
-  const { dataDir, data, model, base, backbone } = await setup().catch(async (err) => {
+  const { choice, dataDir, data, model, base, backbone } = await setup().catch(async (err) => {
     if (fresh) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    else if (!opts.resume && !cfg.data) {
+      await Deno.remove(`${dir}/phantoms`, { recursive: true }).catch(() => {});
+    }
     throw err;
   });
   const optimizer = new Adam(model.trainable, {

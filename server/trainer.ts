@@ -3,6 +3,7 @@
  * `deno run -A cli/train.ts --config <request>` as a subprocess (so the server keeps answering while it
  * trains), cancelled with SIGTERM (the command stops after its current step and keeps its last checkpoint).
  */
+import { withOutputErrors, writeOutputText } from "../io/safe_output.ts";
 import { join } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { resolveOptions } from "../pipeline/config.ts";
@@ -96,10 +97,13 @@ export class Trainer {
       const cfg = await this.check(request);
       job.id = newRunId(cfg.method);
       job.dir = join(this.opts.runsDir, job.id);
-      const config = await Deno.makeTempFile({ prefix: "serve_run_", suffix: ".json" });
+      const config = await withOutputErrors(
+        "the run request's temporary config file",
+        () => Deno.makeTempFile({ prefix: "serve_run_", suffix: ".json" }),
+      );
       // log-every 1 by default: the page draws a point per step.
       const values = { "log-every": 1, ...request, out: job.dir };
-      await Deno.writeTextFile(config, JSON.stringify(values));
+      await writeOutputText(config, JSON.stringify(values));
       const child = new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", this.script, "--config", config],
         stdin: "null",

@@ -77,7 +77,10 @@ Deno.test("sam-run refuses bad flags, configs, inputs and checkpoints: one line,
       [{ input: `${dir}/junk.pth` }, /junk\.pth: /],
       [{ checkpoint: `${dir}/junk.pth` }, /junk\.pth: not a checkpoint/],
       [{ checkpoint: `${dir}/nope.pth` }, /nope\.pth: no such file/],
-      [{ output: `${dir}/no/such/dir/out.safetensors` }, /output folder .*no\/such\/dir does not exist/],
+      [
+        { output: `${dir}/no/such/dir/out.safetensors` },
+        /--output .*out\.safetensors: cannot write: folder .*no\/such\/dir does not exist/,
+      ],
     ];
     for (const [change, re] of cases) {
       const flags = { ...base, ...change };
