@@ -5,16 +5,17 @@
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
 import { checkWritable, prepareOutputDir } from "../io/safe_output.ts";
-import { predictFile, scansIn } from "../stages/predict.ts";
+import { predictScanToFile, readScan, scansIn } from "../stages/predict.ts";
 import { OPEN_RUN_OPTIONS, openRun } from "../pipeline/eval_run.ts";
 import { parseCommand, requireFlags } from "../pipeline/flags.ts";
-import { path } from "../pipeline/option_schema.ts";
+import { oneOf, path } from "../pipeline/option_schema.ts";
 import { runCli } from "../pipeline/run_cli.ts";
 
 const USAGE = "usage: deno task predict --run DIR --input SCAN.nii.gz|FOLDER --output OUT.nii.gz|FOLDER " +
-  "[--weights final|best] [--backend B]";
+  "[--weights final|best] [--backend B] [--on-bad-case fail|skip]";
 
-const SHAPE = { ...OPEN_RUN_OPTIONS, input: path, output: path };
+/** --on-bad-case as in train and data: fail stops at the first bad scan (exit 2), skip names it and goes on. */
+const SHAPE = { ...OPEN_RUN_OPTIONS, input: path, output: path, onBadCase: oneOf(["fail", "skip"]) };
 
 async function isDir(path: string): Promise<boolean | undefined> {
   try {
@@ -37,7 +38,7 @@ async function checkOutputs(jobs: [string, string][], folder?: string): Promise<
 }
 
 async function main(args: string[]) {
-  const { options, help } = parseCommand(args, SHAPE, { defaults: { weights: "final" } });
+  const { options, help } = parseCommand(args, SHAPE, { defaults: { weights: "final", onBadCase: "fail" } });
   if (help) return console.log(USAGE);
   requireFlags(options, ["run", "input", "output"], USAGE);
   const input = options.input!, output = options.output!;
@@ -70,10 +71,26 @@ async function main(args: string[]) {
       normalization: run.config.normalization,
       batchSize: run.config.batchSize,
     };
+    const skipped: string[] = [];
     for (const [src, dst] of jobs) {
-      const counts = await predictFile(run.model, src, dst, opts);
+      let scan;
+      try {
+        scan = await readScan(src);
+      } catch (err) {
+        if (!(err instanceof UserError) || options.onBadCase === "fail") throw err;
+        log(`skipped ${err.message}`);
+        skipped.push(src);
+        continue;
+      }
+      const counts = await predictScanToFile(run.model, scan, dst, opts);
       log(`${src} -> ${dst} (voxels per class: ${counts.join(", ")})`);
       console.log(JSON.stringify({ input: src, output: dst, voxels: counts }));
+    }
+    if (skipped.length) {
+      log(`skipped ${skipped.length} of ${jobs.length} scan(s): ${skipped.join(", ")}`);
+      if (skipped.length === jobs.length) {
+        throw new UserError(`${input}: no scan could be read; nothing predicted`);
+      }
     }
   } finally {
     run.model.dispose();

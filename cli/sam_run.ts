@@ -8,6 +8,7 @@ import { bindingLimit, selectBackend } from "../engine/backend.ts";
 import { type HostTensor, toFloat32 } from "../io/host_tensor.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import { checkWritable, type OutputOptions } from "../io/safe_output.ts";
+import { InputError } from "../io/safe_open.ts";
 import { checkStrict, readStateDict } from "../model/checkpoint.ts";
 import { loadSamConfig, type SamConfig } from "../model/sam/config.ts";
 import { disposeParams, paramsFromStateDict, samParamShapes } from "../model/sam/params.ts";
@@ -52,8 +53,11 @@ async function readInput(path: string): Promise<Map<string, HostTensor>> {
   try {
     return await readSafetensors(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new UserError(`${path}: no such input file`);
-    if (err instanceof Deno.errors.IsADirectory) {
+    // The safe-open helper's InputError names the file; these two keep sam-run's own wording.
+    if (err instanceof InputError && err.message === `${path}: not found`) {
+      throw new UserError(`${path}: no such input file`);
+    }
+    if (err instanceof InputError && err.message === `${path}: is a folder, not a file`) {
       throw new UserError(`${path}: is a directory, not an input file`);
     }
     throw err;

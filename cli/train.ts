@@ -19,6 +19,7 @@ import { flag, optionName, path } from "../pipeline/option_schema.ts";
 import { ProgressReporter } from "../pipeline/progress.ts";
 import { RUN_FILES } from "../pipeline/run_dir.ts";
 import { runCli } from "../pipeline/run_cli.ts";
+import { readInputText } from "../io/safe_open.ts";
 import { runTraining } from "../pipeline/train_run.ts";
 
 /** The training options plus what only the command line has. */
@@ -54,7 +55,7 @@ async function resumeConfig(flags: Record<string, string>): Promise<TrainConfig>
   const savedPath = `${out}/${RUN_FILES.config}`;
   let saved: { options?: Record<string, unknown> };
   try {
-    saved = JSON.parse(await Deno.readTextFile(savedPath));
+    saved = JSON.parse(await readInputText(savedPath, { maxBytes: 16 << 20, what: "run config" }));
   } catch {
     throw new ConfigError(`--resume: ${savedPath} is missing or unreadable; nothing to resume`);
   }

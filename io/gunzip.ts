@@ -2,7 +2,7 @@
  * Bounded, streamed gunzip: a hostile .gz can neither exhaust memory (output is capped, and sized from the
  * NIfTI header as soon as that is decoded) nor pass off a truncated stream as a short file.
  */
-import { createGunzip } from "node:zlib";
+import { crc32, createInflateRaw } from "node:zlib";
 import { NiftiError } from "./nifti_error.ts";
 
 export interface GunzipOptions {
@@ -16,7 +16,7 @@ export interface GunzipOptions {
   prefixBytes?: number;
 }
 
-const CHUNK = 1 << 16;
+const CHUNK = 1 << 20;
 /**
  * After the needed bytes, decoding goes on to the end of the stream (normally just the 8-byte trailer) so a
  * file cut inside its trailer is refused like any truncated one; past this many extra bytes it stops, since
@@ -104,60 +104,88 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
+/** The end of a gzip member's header at pos (RFC 1952), or undefined when pos holds no gzip header. */
+function memberHeaderEnd(b: Uint8Array, pos: number): number | undefined {
+  if (b.length - pos < 10 || b[pos] !== 0x1f || b[pos + 1] !== 0x8b || b[pos + 2] !== 8) return undefined;
+  const flags = b[pos + 3];
+  let p = pos + 10;
+  if (flags & 4) p += 2 + (b[p] | (b[p + 1] << 8)); // FEXTRA
+  for (const bit of [8, 16]) { // FNAME, FCOMMENT: zero-terminated
+    if (!(flags & bit)) continue;
+    while (p < b.length && b[p] !== 0) p++;
+    p++;
+  }
+  if (flags & 2) p += 2; // FHCRC
+  return p <= b.length ? p : undefined;
+}
+
 /**
- * Decompresses gzip bytes with the web-standard DecompressionStream; multi-member files (bgzip, mgzip),
- * which it rejects, are retried with node:zlib under the same limits.
+ * Decompresses gzip bytes member by member (RFC 1952), as gzip(1) and Python's gzip module do: concatenated
+ * members (bgzip, mgzip, `cat a.gz b.gz`) are all read, each member's CRC-32 and size are checked, and bytes
+ * after the last member that are not another member are ignored, since nibabel (which reads no further than
+ * the header's voxels) opens such files too. A truncated member or a wrong CRC is refused.
  */
 export async function gunzip(bytes: Uint8Array, file: string, opts: GunzipOptions): Promise<Uint8Array> {
-  try {
-    return await viaDecompressionStream(bytes, new Sink(file, opts));
-  } catch (err) {
-    if (err instanceof NiftiError) throw err;
+  const sink = new Sink(file, opts);
+  let pos = 0;
+  let extra = -1; // bytes decoded past the needed ones; -1 until every needed byte is here
+  for (let member = 0;; member++) {
+    const start = memberHeaderEnd(bytes, pos);
+    if (start === undefined) {
+      if (member > 0) break; // trailing data that is not a gzip member: ignored
+      throw new NiftiError(file, "gzip", bytes.length < 10 ? "truncated gzip header" : "not a gzip stream");
+    }
+    const m = await inflateMember(bytes.subarray(start), file, (chunk) => {
+      if (extra >= 0) extra += chunk.length;
+      else if (sink.push(chunk)) extra = 0;
+      return extra < DRAIN_LIMIT;
+    });
+    if (m === undefined) break; // stopped after DRAIN_LIMIT extra bytes: no need to decode the rest
+    const t = start + m.consumed;
+    if (bytes.length - t < 8) {
+      throw new NiftiError(file, "gzip", "stream ends inside a member's trailer (truncated file)");
+    }
+    const view = new DataView(bytes.buffer, bytes.byteOffset + t, 8);
+    if (view.getUint32(0, true) !== m.crc || view.getUint32(4, true) !== m.size % 2 ** 32) {
+      throw new NiftiError(file, "gzip", `CRC or size check failed in member ${member + 1} (corrupt data)`);
+    }
+    pos = t + 8;
+    if (extra >= 0) break; // every needed byte is here; later members hold nothing the reader uses
   }
+  return sink.finish();
+}
+
+/**
+ * Raw-inflates one member's deflate stream from the start of data, handing each output chunk to onChunk
+ * (which returns false to stop early: the result is then undefined). Returns the compressed bytes consumed,
+ * and the CRC-32 and length of the output, for the trailer check.
+ */
+async function inflateMember(
+  data: Uint8Array,
+  file: string,
+  onChunk: (chunk: Uint8Array) => boolean,
+): Promise<{ consumed: number; crc: number; size: number } | undefined> {
+  const inf = createInflateRaw({ chunkSize: CHUNK });
+  inf.end(data);
+  let crc = 0, size = 0;
   try {
-    return await viaZlib(bytes, new Sink(file, opts));
+    for await (const c of inf) {
+      const chunk = new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
+      crc = crc32(chunk, crc);
+      size += chunk.length;
+      if (!onChunk(chunk)) return undefined;
+    }
   } catch (err) {
     if (err instanceof NiftiError) throw err;
     const why = (err as Error).message;
-    throw new NiftiError(file, "gzip", `corrupt or truncated gzip data (${why})`);
-  }
-}
-
-async function viaDecompressionStream(bytes: Uint8Array, sink: Sink): Promise<Uint8Array> {
-  const stream = new DecompressionStream("gzip");
-  const writer = stream.writable.getWriter();
-  const feeding = (async () => {
-    for (let at = 0; at < bytes.length; at += CHUNK) await writer.write(bytes.slice(at, at + CHUNK));
-    await writer.close();
-  })();
-  feeding.catch(() => {}); // its failure surfaces through the reader, or is our own cancel
-  const reader = stream.readable.getReader();
-  try {
-    let extra = -1; // bytes decoded past the needed ones; -1 until every needed byte is here
-    while (extra < DRAIN_LIMIT) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (extra >= 0) extra += value.length;
-      else if (sink.push(value)) extra = 0;
-    }
+    const truncated = /unexpected end/i.test(why);
+    throw new NiftiError(
+      file,
+      "gzip",
+      truncated ? "stream ends inside a member (truncated file)" : `corrupt gzip data (${why})`,
+    );
   } finally {
-    await reader.cancel().catch(() => {});
+    inf.destroy();
   }
-  return sink.finish();
-}
-
-async function viaZlib(bytes: Uint8Array, sink: Sink): Promise<Uint8Array> {
-  const gz = createGunzip({ chunkSize: CHUNK });
-  gz.end(bytes);
-  try {
-    let extra = -1; // as in viaDecompressionStream: drain the trailer so a cut one is caught
-    for await (const chunk of gz) {
-      if (extra >= 0) extra += chunk.byteLength;
-      else if (sink.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))) extra = 0;
-      if (extra >= DRAIN_LIMIT) break;
-    }
-  } finally {
-    gz.destroy();
-  }
-  return sink.finish();
+  return { consumed: inf.bytesWritten, crc, size };
 }

@@ -4,6 +4,13 @@ export { bestAffine, geometryFromAffine, qformAffine } from "./nifti_affine.ts";
 export type { NiftiGeometry } from "./nifti_affine.ts";
 export { DATATYPES, MAX_VOXELS, parseNiftiHeader } from "./nifti_header.ts";
 export type { NiftiHeader } from "./nifti_header.ts";
-export { decodeNifti, DEFAULT_MAX_BYTES, readNifti, readNiftiBytes } from "./nifti_read.ts";
-export type { NiftiStats, NiftiVolume, ReadNiftiOptions } from "./nifti_read.ts";
+export {
+  decodeNifti,
+  decodeNiftiInfo,
+  DEFAULT_MAX_BYTES,
+  readNifti,
+  readNiftiBytes,
+  readNiftiInfo,
+} from "./nifti_read.ts";
+export type { NiftiInfo, NiftiStats, NiftiVolume, ReadNiftiOptions } from "./nifti_read.ts";
 export { encodeNifti, writeNifti } from "./nifti_write.ts";

@@ -6,12 +6,18 @@ import { bestAffine, geometryFromHeader, type NiftiGeometry } from "./nifti_affi
 import { NiftiError } from "./nifti_error.ts";
 import { type NiftiHeader, parseNiftiHeader } from "./nifti_header.ts";
 import { gunzip } from "./gunzip.ts";
+import { InputError, openInput } from "./safe_open.ts";
 
-/** Computed in float64 from the stored values (as nibabel's get_fdata), NaNs skipped. */
+/**
+ * Computed in float64 from the scaled values (as nibabel's get_fdata) over the finite voxels only, so one
+ * infinite voxel cannot turn min, max and mean into values JSON cannot hold; the NaN, +Infinity and -Infinity
+ * voxels are counted instead. With no finite voxel, min, max and mean are NaN.
+ */
 export interface NiftiStats {
   min: number;
   max: number;
   mean: number;
+  nonFinite: { nan: number; inf: number; negInf: number };
 }
 
 export interface NiftiVolume {
@@ -34,6 +40,9 @@ export interface NiftiVolume {
   stats: NiftiStats;
 }
 
+/** Everything but the voxels: what `info` prints, read without a float copy of the volume. */
+export type NiftiInfo = Omit<NiftiVolume, "data">;
+
 export interface ReadNiftiOptions {
   /** Largest decompressed file accepted (default 1 GiB). */
   maxBytes?: number;
@@ -49,11 +58,20 @@ export function niftiByteLength(prefix: Uint8Array, file: string): number {
 
 /** Decodes an uncompressed NIfTI file held in memory. */
 export function decodeNifti(bytes: Uint8Array, file: string): NiftiVolume {
+  return decode(bytes, file, true) as NiftiVolume;
+}
+
+/** Like decodeNifti, but only the stats of the voxels: no float32 copy of the volume is made. */
+export function decodeNiftiInfo(bytes: Uint8Array, file: string): NiftiInfo {
+  return decode(bytes, file, false);
+}
+
+function decode(bytes: Uint8Array, file: string, withData: boolean): NiftiInfo & { data?: Float32Array } {
   const h = parseNiftiHeader(bytes, file);
   checkLength(h, bytes.length, file);
   const geometry = geometryFromHeader(h);
   const affine = bestAffine(geometry, h.dims, file);
-  const { data, stats } = scaleVoxels(h, bytes);
+  const { data, stats } = scaleVoxels(h, bytes, withData);
   return {
     file,
     format: h.format,
@@ -63,7 +81,7 @@ export function decodeNifti(bytes: Uint8Array, file: string): NiftiVolume {
     affine,
     sclSlope: h.sclSlope,
     sclInter: h.sclInter,
-    data,
+    ...(data ? { data } : {}),
     geometry,
     stats,
   };
@@ -71,6 +89,11 @@ export function decodeNifti(bytes: Uint8Array, file: string): NiftiVolume {
 
 /** Decodes NIfTI bytes that may be gzip-compressed (an upload, say). */
 export async function readNiftiBytes(bytes: Uint8Array, file: string, opts: ReadNiftiOptions = {}) {
+  return decodeNifti(await gunzipped(bytes, file, opts), file);
+}
+
+/** The bytes, decompressed into one buffer of the header's size when they are gzip. */
+async function gunzipped(bytes: Uint8Array, file: string, opts: ReadNiftiOptions): Promise<Uint8Array> {
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
     bytes = await gunzip(bytes, file, {
@@ -79,15 +102,28 @@ export async function readNiftiBytes(bytes: Uint8Array, file: string, opts: Read
       prefixBytes: 540,
     });
   }
-  return decodeNifti(bytes, file);
+  return bytes;
 }
 
 /** Reads a .nii or .nii.gz file (gzip is detected from the content, not the name). */
 export async function readNifti(path: string, opts: ReadNiftiOptions = {}): Promise<NiftiVolume> {
+  return decodeNifti(await readDecompressed(path, opts), path);
+}
+
+/**
+ * Reads a NIfTI file's header, geometry and voxel stats without the float32 volume, so memory stays near the
+ * stored voxels' own size (`info` on a 1 GB uint8 volume needs about 1 GB, not 5).
+ */
+export async function readNiftiInfo(path: string, opts: ReadNiftiOptions = {}): Promise<NiftiInfo> {
+  return decodeNiftiInfo(await readDecompressed(path, opts), path);
+}
+
+/** The file's bytes (decompressed), through the safe-open helper: a FIFO or device is refused, not opened. */
+async function readDecompressed(path: string, opts: ReadNiftiOptions): Promise<Uint8Array> {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
   let f: Deno.FsFile;
   try {
-    f = await Deno.open(path, { read: true });
+    f = await openInput(path);
   } catch (err) {
     throw fileError(path, err);
   }
@@ -112,7 +148,7 @@ export async function readNifti(path: string, opts: ReadNiftiOptions = {}): Prom
     if (prefix.length + rest.length < need) {
       throw new NiftiError(path, "file", "changed size while being read");
     }
-    return await readNiftiBytes(bytes, path, { maxBytes });
+    return await gunzipped(bytes, path, { maxBytes });
   } catch (err) {
     throw err instanceof NiftiError ? err : fileError(path, err);
   } finally {
@@ -133,10 +169,11 @@ function checkLength(h: NiftiHeader, length: number, file: string) {
   }
 }
 
+/** An InputError from the safe-open helper as a NiftiError (`<file>: file: <problem>`), the reader's one type. */
 function fileError(path: string, err: unknown): Error {
-  if (err instanceof Deno.errors.NotFound) return new NiftiError(path, "file", "not found");
-  if (err instanceof Deno.errors.PermissionDenied) return new NiftiError(path, "file", "permission denied");
-  if (err instanceof Deno.errors.IsADirectory) return new NiftiError(path, "file", "is a directory");
+  if (err instanceof InputError && err.message.startsWith(`${path}: `)) {
+    return new NiftiError(path, "file", err.message.slice(path.length + 2));
+  }
   return err as Error;
 }
 
@@ -190,17 +227,33 @@ function rawVoxels(h: NiftiHeader, bytes: Uint8Array): RawArray {
   return new VIEWS[h.datatype](copy.buffer, 0, h.voxelCount);
 }
 
-/** Applies scl_slope/scl_inter into float32 and gathers float64 stats in the same pass. */
-function scaleVoxels(h: NiftiHeader, bytes: Uint8Array): { data: Float32Array; stats: NiftiStats } {
+/**
+ * Applies scl_slope/scl_inter into float32 (when withData) and gathers float64 stats in the same pass,
+ * reading the stored typed array directly so the stats alone cost no copy.
+ */
+function scaleVoxels(
+  h: NiftiHeader,
+  bytes: Uint8Array,
+  withData: boolean,
+): { data?: Float32Array; stats: NiftiStats } {
   const raw = rawVoxels(h, bytes);
   const n = h.voxelCount, slope = h.sclSlope, inter = h.sclInter;
-  const data = new Float32Array(n);
+  const data = withData ? new Float32Array(n) : undefined;
   let min = Infinity, max = -Infinity, total = 0, block = 0, count = 0;
+  let nan = 0, inf = 0, negInf = 0;
   const big = raw instanceof BigInt64Array;
   for (let i = 0; i < n; i++) {
     const v = (big ? Number((raw as BigInt64Array)[i]) : (raw as Float64Array)[i]) * slope + inter;
-    data[i] = v;
-    if (v !== v) continue;
+    if (data) data[i] = v;
+    if (v !== v) {
+      nan++;
+      continue;
+    }
+    if (v === Infinity || v === -Infinity) {
+      if (v > 0) inf++;
+      else negInf++;
+      continue;
+    }
     if (v < min) min = v;
     if (v > max) max = v;
     block += v;
@@ -210,6 +263,9 @@ function scaleVoxels(h: NiftiHeader, bytes: Uint8Array): { data: Float32Array; s
     }
   }
   total += block;
-  const stats = count ? { min, max, mean: total / count } : { min: NaN, max: NaN, mean: NaN };
+  const nonFinite = { nan, inf, negInf };
+  const stats = count
+    ? { min, max, mean: total / count, nonFinite }
+    : { min: NaN, max: NaN, mean: NaN, nonFinite };
   return { data, stats };
 }

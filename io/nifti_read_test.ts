@@ -6,6 +6,7 @@ import {
   NiftiError,
   readNifti,
   readNiftiBytes,
+  readNiftiInfo,
 } from "./nifti.ts";
 
 const IDENTITY = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]];
@@ -128,7 +129,7 @@ Deno.test("readNiftiBytes: gzip is streamed, capped, and a truncated or corrupt 
   await fails(await gzip(patched(base, (d) => d.setInt16(70, 128, true))), "datatype", /rgb24/);
 });
 
-Deno.test("readNiftiBytes: multi-member gzip (bgzip style) decodes through the zlib fallback", async () => {
+Deno.test("readNiftiBytes: multi-member gzip (bgzip style) decodes every member", async () => {
   const base = await sample();
   const parts = [await gzip(base.slice(0, 200)), await gzip(base.slice(200))];
   const multi = new Uint8Array(parts[0].length + parts[1].length);
@@ -144,7 +145,7 @@ Deno.test("readNifti: missing files, directories and short files are NiftiErrors
     await Deno.writeFile(short, (await sample()).slice(0, 360));
     const cases: [string, RegExp][] = [
       [`${dir}/missing.nii`, /missing\.nii: file: not found$/],
-      [dir, /: file: is not a regular file$/],
+      [dir, /: file: is a folder, not a file$/],
       [short, /short\.nii: data: 8 bytes after vox_offset 352, but dims \[4, 3, 2\] of int16 need 48/],
     ];
     for (const [path, pattern] of cases) {
@@ -152,6 +153,87 @@ Deno.test("readNifti: missing files, directories and short files are NiftiErrors
         readNifti(path),
         (e: unknown) => e instanceof NiftiError && pattern.test(e.message),
       );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const cat = (...parts: Uint8Array[]) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
+  return out;
+};
+
+/** Issue 13 item 12: nibabel opens a .nii.gz with bytes after its gzip stream (checked with nibabel 5). */
+Deno.test("readNiftiBytes: bytes after the last gzip member are ignored; a bad CRC is still refused", async () => {
+  const base = await sample();
+  const want = [...decodeNifti(base, "x.nii").data];
+  const gz = await gzip(base);
+  const text = new TextEncoder().encode("trailing garbage, not gzip".repeat(20));
+  const twoMembers = cat(await gzip(base.slice(0, 200)), await gzip(base.slice(200)));
+  for (
+    const [name, bytes] of [
+      ["text after", cat(gz, text)],
+      ["zeros after", cat(gz, new Uint8Array(1000))],
+      ["two members then text", cat(twoMembers, text)],
+      ["a lone 1f 8b after", cat(gz, Uint8Array.of(0x1f, 0x8b, 0x41))],
+    ] as const
+  ) {
+    assert.deepEqual([...(await readNiftiBytes(bytes, "t.nii.gz")).data], want, name);
+  }
+  const badCrc = patched(gz, (d) => d.setUint32(gz.length - 8, d.getUint32(gz.length - 8, true) ^ 1, true));
+  await assert.rejects(
+    readNiftiBytes(cat(badCrc, text), "c.nii.gz"),
+    /c\.nii\.gz: gzip: CRC or size check failed/,
+  );
+  const badSize = patched(gz, (d) => d.setUint32(gz.length - 4, 7, true));
+  await assert.rejects(readNiftiBytes(badSize, "s.nii.gz"), /s\.nii\.gz: gzip: CRC or size check failed/);
+});
+
+Deno.test("readNifti: infinite and NaN voxels are counted; min, max and mean stay finite", async () => {
+  const data = Float32Array.from([1, 2, Infinity, -Infinity, NaN, NaN, 3, 4]);
+  const bytes = await encodeNifti(data, [2, 2, 2], geometryFromAffine(IDENTITY, [2, 2, 2]));
+  const v = decodeNifti(bytes, "inf.nii");
+  assert.deepEqual(v.stats, { min: 1, max: 4, mean: 2.5, nonFinite: { nan: 2, inf: 1, negInf: 1 } });
+  const none = decodeNifti(
+    await encodeNifti(Float32Array.from([NaN, Infinity]), [2, 1, 1], geometryFromAffine(IDENTITY, [2, 1, 1])),
+    "nan.nii",
+  );
+  assert.ok(Number.isNaN(none.stats.min) && Number.isNaN(none.stats.mean));
+  assert.deepEqual(none.stats.nonFinite, { nan: 1, inf: 1, negInf: 0 });
+});
+
+Deno.test("readNiftiInfo: the same header and stats as readNifti, without the float32 volume", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/x.nii.gz`;
+    await Deno.writeFile(path, await gzip(await sample()));
+    const full = await readNifti(path);
+    const info = await readNiftiInfo(path);
+    assert.ok(!("data" in info));
+    const { data: _, ...rest } = full;
+    assert.deepEqual(info, rest);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readNifti: a FIFO, a device or a symlink loop is refused at once, never opened", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const fifo = `${dir}/f.nii.gz`;
+    assert.equal((await new Deno.Command("mkfifo", { args: [fifo] }).output()).code, 0);
+    await Deno.symlink(`${dir}/loop.nii`, `${dir}/loop.nii`);
+    const cases: [string, RegExp][] = [
+      [fifo, /f\.nii\.gz: file: is a named pipe \(FIFO\)/],
+      ["/dev/zero", /^\/dev\/zero: file: is a character device/],
+      [`${dir}/loop.nii`, /loop\.nii: file: symlink loop/],
+    ];
+    for (const [path, pattern] of cases) {
+      for (const read of [readNifti, readNiftiInfo]) {
+        await assert.rejects(read(path), (e: unknown) => e instanceof NiftiError && pattern.test(e.message));
+      }
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

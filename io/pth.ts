@@ -7,6 +7,7 @@ import { PickleError, unpickle } from "./pickle.ts";
 import { looksLikeZip, readZipIndex } from "./zip_index.ts";
 import { allocData, dataBytes, type HostTensor, ITEM_SIZE, LITTLE_ENDIAN } from "./host_tensor.ts";
 import { readFully } from "./file_io.ts";
+import { openInput } from "./safe_open.ts";
 import { readLegacyPickles } from "./pth_legacy.ts";
 import {
   isTensorRef,
@@ -31,7 +32,7 @@ export interface PthArchive {
 /** Opens a torch checkpoint: reads the index and the pickle (small), not the tensor data. */
 export async function openPth(path: string): Promise<PthArchive> {
   if (!LITTLE_ENDIAN) throw new PickleError("reading .pth files needs a little-endian machine");
-  const f = await Deno.open(path);
+  const f = await openInput(path);
   try {
     const size = (await f.stat()).size;
     const head = new Uint8Array(Math.min(4, size));

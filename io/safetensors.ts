@@ -15,6 +15,7 @@ import {
 } from "./host_tensor.ts";
 import { readFully, writeAll } from "./file_io.ts";
 import { type OutputOptions, writeOutput } from "./safe_output.ts";
+import { openInput } from "./safe_open.ts";
 
 export class SafetensorsError extends UserError {}
 
@@ -182,7 +183,7 @@ export function decodeSafetensors(bytes: Uint8Array, file = "<memory>"): Map<str
 
 /** Reads and validates only the header of a safetensors file (cheap: for inspecting big files). */
 export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
-  const f = await Deno.open(path);
+  const f = await openInput(path);
   try {
     return await readHeaderFrom(f, path);
   } finally {
@@ -206,7 +207,7 @@ export async function readSafetensorsWithMetadata(
   path: string,
   opts: { filter?: (name: string) => boolean } = {},
 ): Promise<SafetensorsContents> {
-  const f = await Deno.open(path);
+  const f = await openInput(path);
   try {
     const header = await readHeaderFrom(f, path);
     const tensors = new Map<string, HostTensor>();

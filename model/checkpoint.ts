@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { type HostTensor } from "../io/host_tensor.ts";
 import { readSafetensorsHeader, readSafetensorsWithMetadata } from "../io/safetensors.ts";
 import { flattenTensors, isTensorRef, loadTensors, openPth, type PthTensorRef } from "../io/pth.ts";
+import { InputError, openInput } from "../io/safe_open.ts";
 import { HF_SHARED_DUPLICATE, hfToOfficial, isHfSamKeys, officialToHf } from "./sam_key_map.ts";
 
 export { hfToOfficial, officialToHf };
@@ -25,20 +26,21 @@ export type CheckpointFormat = "pth-zip" | "pth-legacy" | "safetensors";
 export async function detectFormat(path: string): Promise<CheckpointFormat> {
   let f: Deno.FsFile;
   try {
-    f = await Deno.open(path);
+    // The safe-open helper refuses a FIFO, device or symlink loop before opening it (nothing blocks).
+    f = await openInput(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new CheckpointError(`${path}: no such file`);
-    throw err;
+    if (!(err instanceof InputError)) throw err;
+    const problem = err.message.slice(path.length + 2);
+    if (problem === "not found") throw new CheckpointError(`${path}: no such file`);
+    if (problem === "is a folder, not a file") {
+      throw new CheckpointError(`${path}: is a directory, not a file`);
+    }
+    throw new CheckpointError(err.message);
   }
   const head = new Uint8Array(9);
   let n = 0;
   try {
     for (let r; n < head.length && (r = await f.read(head.subarray(n))) !== null;) n += r;
-  } catch (err) {
-    if (err instanceof Deno.errors.IsADirectory) {
-      throw new CheckpointError(`${path}: is a directory, not a file`);
-    }
-    throw err;
   } finally {
     f.close();
   }
@@ -154,7 +156,7 @@ export function checkStrict(
 /** The file's sha256 (hex), streamed in 1 MiB chunks so big checkpoints are never held in memory. */
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
-  const f = await Deno.open(path);
+  const f = await openInput(path);
   try {
     const buf = new Uint8Array(1 << 20);
     for (let n; (n = await f.read(buf)) !== null;) hash.update(buf.subarray(0, n));

@@ -6,7 +6,8 @@
  * itself a valid --config file.
  */
 import { z } from "zod";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, UserError } from "../errors.ts";
+import { readInputText } from "../io/safe_open.ts";
 import { METHOD_NAMES } from "../model/methods.ts";
 import { BACKEND_NAMES } from "../engine/backend.ts";
 import { type AugmentConfig, resolveAugment } from "../stages/augment.ts";
@@ -240,9 +241,10 @@ export function dataOf(cfg: TrainConfig): Omit<DataOptions, "data"> {
 export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readInputText(path, { maxBytes: 16 << 20, what: "config file" });
   } catch (err) {
-    throw new ConfigError(`${path}: cannot read config (${(err as Error).message})`);
+    if (err instanceof UserError) throw new ConfigError(err.message);
+    throw err;
   }
   let json: unknown;
   try {

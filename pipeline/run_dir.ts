@@ -15,6 +15,8 @@ import {
 } from "../io/safe_output.ts";
 import type { HostTensor } from "../io/host_tensor.ts";
 import { CheckpointError } from "../model/checkpoint.ts";
+import { readInputText } from "../io/safe_open.ts";
+import { UserError } from "../errors.ts";
 import type { Checkpoint, TrainSink, TrainState } from "../stages/train_sink.ts";
 
 export const RUN_FILES = {
@@ -34,13 +36,23 @@ export async function writeJson(path: string, value: unknown): Promise<void> {
   await writeOutputText(path, JSON.stringify(value, null, 2) + "\n");
 }
 
+/** A run's JSON files are small; a bigger one is not ours (and is not read into memory). */
+const JSON_MAX_BYTES = 64 << 20;
+
+/** A read failure as a CheckpointError naming path once (the safe-open helper's errors already name it). */
+function again(path: string, err: unknown): Error {
+  const msg = (err as Error).message;
+  if (!(err instanceof UserError)) return new CheckpointError(`${path}: cannot read (${msg})`);
+  return new CheckpointError(msg.startsWith(`${path}: `) ? msg : `${path}: ${msg}`);
+}
+
 /** Reads a JSON file, wrapping failures in CheckpointError naming the file. */
 export async function readJson<T>(path: string): Promise<T> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readInputText(path, { maxBytes: JSON_MAX_BYTES, what: "run JSON file" });
   } catch (err) {
-    throw new CheckpointError(`${path}: cannot read (${(err as Error).message})`);
+    throw again(path, err);
   }
   try {
     return JSON.parse(text) as T;
@@ -219,7 +231,7 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
     try {
       return await readSafetensorsWithMetadata(p);
     } catch (err) {
-      throw new CheckpointError(`${p}: ${(err as Error).message}`);
+      throw again(p, err);
     }
   };
   const t = await read(tPath), o = await read(oPath);
@@ -299,7 +311,7 @@ export async function loadTrainable(
     const r = await readSafetensorsWithMetadata(path);
     return { tensors: r.tensors, metadata: r.metadata ?? {} };
   } catch (err) {
-    throw new CheckpointError(`${path}: ${(err as Error).message}`);
+    throw again(path, err);
   }
 }
 

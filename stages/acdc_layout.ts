@@ -4,7 +4,8 @@
  * rather than exceptions so the caller's --on-bad-case policy decides.
  */
 import { join } from "node:path";
-import { DataError } from "../errors.ts";
+import { DataError, UserError } from "../errors.ts";
+import { asInputError, InputError, readInputText } from "../io/safe_open.ts";
 import type { Phase } from "./volume.ts";
 
 /** One labelled volume on disk. */
@@ -81,17 +82,54 @@ export function parseInfoCfg(text: string, file: string): InfoCfg {
 const NII = /\.nii(\.gz)?$/;
 const FRAME = /^(.+)_frame(\d+)$/;
 
-async function listDir(dir: string): Promise<{ files: string[]; dirs: string[] }> {
-  const files: string[] = [];
-  const dirs: string[] = [];
+/** A folder's entries; `broken` holds entries that are neither a readable folder nor a possible case file. */
+interface Listing {
+  files: string[];
+  dirs: string[];
+  broken: { name: string; problem: string }[];
+}
+
+/** The problem of an I/O error on path, without the leading "<path>: " (a bug is rethrown). */
+function ioProblem(path: string, err: unknown): string {
+  const e = asInputError(path, err);
+  if (!(e instanceof InputError)) throw err;
+  return e.message.slice(path.length + 2);
+}
+
+/**
+ * Lists dir. Symlinks are followed on purpose (a patient folder may be a link into another disk): a link to a
+ * folder counts as a folder, a link to anything else as a file (the reader then checks it). A link that
+ * cannot be followed (dangling, a loop, no permission) is a file when its name is one a case uses, so the
+ * reader names it, and otherwise goes to `broken`, so the caller can name it instead of dropping it.
+ */
+async function listDir(dir: string): Promise<Listing> {
+  const out: Listing = { files: [], dirs: [], broken: [] };
+  let entries: Deno.DirEntry[];
   try {
-    for await (const e of Deno.readDir(dir)) (e.isDirectory ? dirs : files).push(e.name);
+    entries = await Array.fromAsync(Deno.readDir(dir));
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) throw new DataError(`${dir}: data folder not found`);
     if (err instanceof Deno.errors.NotADirectory) throw new DataError(`${dir}: not a folder`);
-    throw err;
+    throw new DataError(`${dir}: ${ioProblem(dir, err)}`);
   }
-  return { files: files.sort(), dirs: dirs.sort() };
+  for (const e of entries) {
+    let isDir = e.isDirectory;
+    if (e.isSymlink) {
+      const target = join(dir, e.name);
+      try {
+        isDir = (await Deno.stat(target)).isDirectory;
+      } catch (err) {
+        const problem = ioProblem(target, err);
+        if (e.name === "Info.cfg" || NII.test(e.name)) out.files.push(e.name);
+        else out.broken.push({ name: e.name, problem: `symlink that cannot be followed: ${problem}` });
+        continue;
+      }
+    }
+    (isDir ? out.dirs : out.files).push(e.name);
+  }
+  out.files.sort();
+  out.dirs.sort();
+  return out;
 }
 
 /** stem -> file name, for image files (not _gt) and label files (_gt) among names. */
@@ -127,9 +165,12 @@ async function patientCases(dir: string, patient: string, out: Layout): Promise<
     const cfgPath = join(dir, "Info.cfg");
     let info: InfoCfg;
     try {
-      info = parseInfoCfg(await Deno.readTextFile(cfgPath), cfgPath);
+      info = parseInfoCfg(await readInputText(cfgPath, { maxBytes: 1 << 20, what: "Info.cfg" }), cfgPath);
     } catch (err) {
-      const problem = err instanceof DataError ? err.message.slice(cfgPath.length + 2) : String(err);
+      if (!(err instanceof UserError)) throw err;
+      const problem = err.message.startsWith(`${cfgPath}: `)
+        ? err.message.slice(cfgPath.length + 2)
+        : err.message;
       out.bad.push({ id: patient, patient, file: cfgPath, problem });
       return;
     }
@@ -219,15 +260,31 @@ function pairCases(root: string, files: string[], out: Layout): void {
 
 /**
  * Finds the cases under dir: dir/training/ (an ACDC release), dir itself holding patient folders, or dir
- * holding X + X_gt pairs. Throws DataError when none of these is there.
+ * holding X + X_gt pairs. Throws DataError when none of these is there. A subfolder that cannot be listed
+ * (no permission, say) or a link that cannot be followed is a bad case naming it, never silently left out,
+ * since leaving a patient out changes the split.
  */
 export async function discoverLayout(dir: string): Promise<Layout> {
   const top = await listDir(dir);
   const root = top.dirs.includes("training") ? join(dir, "training") : dir;
   const listing = root === dir ? top : await listDir(root);
   const patientDirs: string[] = [];
+  const unreadable: BadCase[] = listing.broken.map(({ name, problem }) => ({
+    id: name,
+    patient: name,
+    file: join(root, name),
+    problem,
+  }));
   for (const name of listing.dirs) {
-    const inner = await listDir(join(root, name)).catch(() => ({ files: [] as string[], dirs: [] }));
+    let inner: Listing;
+    try {
+      inner = await listDir(join(root, name));
+    } catch (err) {
+      if (!(err instanceof DataError)) throw err;
+      const file = join(root, name);
+      unreadable.push({ id: name, patient: name, file, problem: err.message.slice(file.length + 2) });
+      continue;
+    }
     if (
       inner.files.includes("Info.cfg") ||
       inner.files.some((f) => FRAME.test(f.replace(NII, "").replace(/_gt$/, "")))
@@ -236,11 +293,11 @@ export async function discoverLayout(dir: string): Promise<Layout> {
     }
   }
   if (patientDirs.length > 0) {
-    const out: Layout = { kind: "acdc", root, cases: [], bad: [] };
+    const out: Layout = { kind: "acdc", root, cases: [], bad: unreadable };
     for (const name of patientDirs) await patientCases(join(root, name), name, out);
     return out;
   }
-  const out: Layout = { kind: "pairs", root, cases: [], bad: [] };
+  const out: Layout = { kind: "pairs", root, cases: [], bad: unreadable };
   pairCases(root, listing.files, out);
   if (out.cases.length === 0 && out.bad.length === 0) {
     throw new DataError(

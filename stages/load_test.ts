@@ -166,3 +166,26 @@ Deno.test("loadVolumes stage: fail stops at the first bad case; skip names each 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("discoverLayout: a symlinked patient folder is followed; one that cannot be followed is a named bad case", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const real = `${root}/elsewhere/patient001`;
+    await Deno.mkdir(real, { recursive: true });
+    await Deno.mkdir(`${root}/data/training`, { recursive: true });
+    for (const n of ["patient001_frame01.nii.gz", "patient001_frame01_gt.nii.gz"]) {
+      await Deno.writeFile(`${real}/${n}`, new Uint8Array(1));
+    }
+    await Deno.symlink(real, `${root}/data/training/patient001`);
+    await Deno.symlink(`${root}/data/training/loop`, `${root}/data/training/loop`);
+    const layout = await discoverLayout(`${root}/data`);
+    assert.deepEqual(layout.cases.map((c) => c.id), ["patient001_frame01"]);
+    assert.deepEqual(layout.bad.map((b) => [b.id, b.file, b.problem]), [[
+      "loop",
+      `${root}/data/training/loop`,
+      "symlink that cannot be followed: symlink loop (too many levels of symbolic links)",
+    ]]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -3,6 +3,7 @@
  * geometry copied, so it overlays the scan in ITK-SNAP, 3D Slicer or niivue.
  */
 import { type NiftiVolume, readNifti, writeNifti } from "../io/nifti.ts";
+import { readInputDir } from "../io/safe_open.ts";
 import type { Segmenter } from "../model/segmenter.ts";
 import { DataError } from "../errors.ts";
 import { predictSlices } from "./predict_slices.ts";
@@ -45,6 +46,27 @@ export async function predictVolume(
   return toOriginalVolume(maps, slices);
 }
 
+/**
+ * Reads a scan to predict on and refuses one the model cannot segment honestly: a NaN or infinite voxel
+ * (all-NaN scans used to come back as an all-background map with exit 0) or a 4D series. Throws NiftiError or
+ * DataError naming the file, so a caller can skip it under --on-bad-case skip.
+ */
+export async function readScan(input: string): Promise<NiftiVolume> {
+  const scan = await readNifti(input);
+  const { nan, inf, negInf } = scan.stats.nonFinite;
+  const bad = nan + inf + negInf;
+  if (bad === scan.data.length) {
+    throw new DataError(`${input}: every voxel is NaN or infinite; there is nothing to segment`);
+  }
+  if (bad > 0) {
+    throw new DataError(
+      `${input}: ${bad} of ${scan.data.length} voxel(s) are NaN or infinite (${nan} NaN, ${inf} +inf, ` +
+        `${negInf} -inf); the model needs finite intensities`,
+    );
+  }
+  return scan;
+}
+
 /** Reads input, predicts, writes output (atomically) with the input's dims and geometry; returns label counts. */
 export async function predictFile(
   model: Segmenter,
@@ -52,7 +74,16 @@ export async function predictFile(
   output: string,
   opts: PredictOptions,
 ): Promise<number[]> {
-  const scan = await readNifti(input);
+  return await predictScanToFile(model, await readScan(input), output, opts);
+}
+
+/** Predicts a scan already read (readScan) and writes its label map to output; returns label counts. */
+export async function predictScanToFile(
+  model: Segmenter,
+  scan: NiftiVolume,
+  output: string,
+  opts: PredictOptions,
+): Promise<number[]> {
   const labels = await predictVolume(model, scan, opts);
   await writeNifti(output, labels, scan.dims.slice(0, 3), scan.geometry);
   const counts = new Array<number>(model.numClasses).fill(0);
@@ -60,11 +91,15 @@ export async function predictFile(
   return counts;
 }
 
-/** NIfTI scans of a folder (not recursive), leaving out label files (X_gt.nii.gz), sorted by name. */
+/**
+ * NIfTI scans of a folder (not recursive), leaving out label files (X_gt.nii.gz), sorted by name. Every entry
+ * with a scan's name but a folder is listed, links and non-regular files included, so the reader names what is
+ * wrong with each (a FIFO, a dangling link) instead of it vanishing from the run.
+ */
 export async function scansIn(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    if (!e.isFile || !/\.nii(\.gz)?$/.test(e.name) || /_gt\.nii(\.gz)?$/.test(e.name)) continue;
+  for (const e of await readInputDir(dir)) {
+    if (e.isDirectory || !/\.nii(\.gz)?$/.test(e.name) || /_gt\.nii(\.gz)?$/.test(e.name)) continue;
     out.push(e.name);
   }
   return out.sort();

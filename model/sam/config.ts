@@ -3,6 +3,7 @@
  * fixtures/reference/tiny_sam.config.json, so a wrong file fails before any weights are read.
  */
 import { ConfigError } from "../../errors.ts";
+import { InputError, readInputText } from "../../io/safe_open.ts";
 
 /** Architecture of one SAM model; field names follow the official build_sam / tiny_sam.config.json. */
 export interface SamConfig {
@@ -222,17 +223,19 @@ export async function loadSamConfig(nameOrPath: string): Promise<SamConfig> {
   if (Object.hasOwn(PRESETS, nameOrPath)) return structuredClone(PRESETS[nameOrPath as PresetName]);
   let text: string;
   try {
-    text = await Deno.readTextFile(nameOrPath);
+    text = await readInputText(nameOrPath, { maxBytes: 1 << 20, what: "SAM config file" });
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
+    if (!(err instanceof InputError)) throw err;
+    const problem = err.message.slice(nameOrPath.length + 2);
+    if (problem === "not found") {
       throw new ConfigError(
         `${nameOrPath}: no such config file (or preset: ${Object.keys(PRESETS).join(", ")})`,
       );
     }
-    if (err instanceof Deno.errors.IsADirectory) {
+    if (problem === "is a folder, not a file") {
       throw new ConfigError(`${nameOrPath}: is a directory, not a config`);
     }
-    throw err;
+    throw new ConfigError(err.message);
   }
   let json: unknown;
   try {
