@@ -107,15 +107,15 @@ function runCommonJs(path: string, worker?: unknown, os?: unknown): Record<strin
 
 /**
  * The `Worker` Emscripten's pthread pool gets: it ignores the file name it is given and starts Emscripten's
- * worker code in a node:worker_threads worker (`eval`). The workers never hold the process open: they only
- * compute for a main thread that waits on them, so Emscripten's `ref()` while a thread runs is dropped
- * (XNNPACK's pool threads run for the life of the backend, so a ref'd worker would keep `deno` from exiting).
+ * worker code in a node:worker_threads worker (`eval`). Emscripten unrefs each worker once it has loaded and
+ * refs it while it runs a thread; XNNPACK's pool threads run for the life of the backend, so that ref would
+ * keep `deno` from ever exiting. It is dropped: the workers only compute for a main thread that waits on
+ * them, so they need not hold the process open (until loaded they do, as the backend's start awaits them).
  */
 function pthreadWorker(code: string) {
   return class PthreadWorker extends NodeWorker {
     constructor(_file: string) {
       super(code, { eval: true });
-      super.unref();
     }
     override ref(): void {}
   };
