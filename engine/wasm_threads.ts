@@ -6,10 +6,10 @@
  *    npm compatibility layer makes `process.versions.node` a string.
  * 2. Forced on, Emscripten's glue takes its Node path: it hands node:worker_threads' `Worker` the `blob:` URL
  *    that tfjs's `locateFile` makes for the pthread worker, and Worker accepts only a file path there
- *    (`ERR_WORKER_PATH`, from `allocateUnusedWorker` in tf-backend-wasm.node.js). Past that, each worker would
- *    `importScripts` tfjs's main script from a Blob holding `wasmFactoryThreadedSimd.toString()`: a function
- *    cut out of the rollup bundle that refers to the bundle's closure variables (`require$$0`...), which a
- *    worker does not have, and which Emscripten's Node path reads with `fs.readFileSync`, not from a Blob.
+ *    (`ERR_WORKER_PATH`, from `allocateUnusedWorker` in tf-backend-wasm.node.js). Past that, each worker
+ *    would `importScripts` tfjs's main script from a Blob holding `wasmFactoryThreadedSimd.toString()`: a
+ *    function cut out of the rollup bundle that refers to the bundle's closure variables (`require$$0`...),
+ *    which a worker lacks, and Emscripten's Node path reads scripts with `fs.readFileSync`, not from Blobs.
  *
  * So the "wasm" backend factory is replaced here: it runs Emscripten's own self-contained glue from the
  * package's wasm-out/ folder (the file the bundle was built from) and gives it a `Worker` that starts
@@ -134,7 +134,7 @@ async function threadedBackend(dir: string, threads: number): Promise<tfc.Kernel
     wasmWorkerContents.replace(/\n/g, "\\n");
   // tfjs's C++ side (init_with_threads_count in backend.cc) caps the thread count at half the logical cores,
   // assuming two hyperthreads a core, and at the 8 workers Emscripten starts. The glue learns the logical
-  // cores from Node's os.cpus(), so it is told twice the threads wanted: the cap then lets exactly those through.
+  // cores from Node's os.cpus(), so it is told twice the threads wanted: the cap then lets those through.
   const os = { ...nodeOs, cpus: () => Array.from({ length: 2 * threads }, () => nodeOs.cpus()[0]) };
   const factory = runCommonJs(dir + GLUE, pthreadWorker(workerCode), os) as unknown as (
     config: object,
@@ -179,7 +179,7 @@ export function installThreadedWasm(wasmDir: string): void {
     try {
       return await threadedBackend(dir, threads);
     } catch (e) {
-      // One line, not tfjs's "Initialization of backend wasm failed" and a stack: the single thread still works.
+      // One line, not tfjs's "Initialization of backend wasm failed" and a stack: one thread still works.
       console.error(`wasm: the threaded build did not start (${(e as Error).message}); running one thread`);
       setThreadsCount(1);
       return await single();
