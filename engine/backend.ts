@@ -6,6 +6,7 @@
  */
 import { ConfigError, UserError } from "../errors.ts";
 import { tf } from "./tf.ts";
+import { wasmThreads, wasmThreadsWanted } from "./wasm_threads.ts";
 
 export const BACKEND_NAMES = ["auto", "webgpu", "wasm", "cpu"] as const;
 export type BackendName = typeof BACKEND_NAMES[number];
@@ -20,6 +21,8 @@ export interface BackendChoice {
   maxBindingBytes?: number;
   /** The limits the WebGPU device granted (webgpu only). */
   limits?: DeviceLimits;
+  /** Threads the wasm backend runs (wasm only; see engine/wasm_threads.ts and TFJS_WASM_THREADS). */
+  threads?: number;
   /** One sentence saying why this backend was picked. */
   reason: string;
 }
@@ -174,7 +177,14 @@ export async function selectBackend(
       ? { backend: "cpu", reason: `auto: ${why}; wasm lacks ${missing.join(", ")}, so cpu` }
       : { backend: "wasm", reason: `auto: ${why}; wasm has every kernel needed` };
   }
+  // A bad TFJS_WASM_THREADS is a one-line user error here, not a failed backend init inside tfjs.
+  if (choice.backend === "wasm") wasmThreadsWanted();
   await activate(choice.backend);
+  if (choice.backend === "wasm") {
+    const n = wasmThreads() ?? 1;
+    choice.threads = n;
+    choice.reason += `; ${n} thread${n === 1 ? "" : "s"}`;
+  }
   if (choice.backend === "webgpu") {
     choice.maxBindingBytes = bindingLimit();
     installBindingGuard(choice.maxBindingBytes);

@@ -10,6 +10,7 @@ import "@tensorflow/tfjs-backend-webgpu";
 import "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
+import { installThreadedWasm } from "./wasm_threads.ts";
 
 // The wasm backend fetches its .wasm binaries at init; point it at the copy inside node_modules, or at
 // TFJS_WASM_DIR where there is none (a bundled build, e.g. the GPU benchmark in bench/gpu.sh).
@@ -24,7 +25,10 @@ function wasmDir(): string | undefined {
   }
 }
 const dir = wasmDir();
-if (dir) setWasmPaths(dir);
+if (dir) {
+  setWasmPaths(dir);
+  installThreadedWasm(dir);
+}
 
 // tfjs-backend-cpu prints an advert for tfjs-node (which cannot be installed here) on first use.
 const warn = console.warn;
