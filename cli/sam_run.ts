@@ -7,7 +7,7 @@ import { tf } from "../engine/tf.ts";
 import { bindingLimit, selectBackend } from "../engine/backend.ts";
 import { type HostTensor, toFloat32 } from "../io/host_tensor.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
-import { checkStrict, readStateDict } from "../model/checkpoint.ts";
+import { readCheckedStateDict } from "../model/checkpoint.ts";
 import { loadSamConfig, type SamConfig } from "../model/sam/config.ts";
 import { disposeParams, paramsFromStateDict, samParamShapes } from "../model/sam/params.ts";
 import { encoderLimits } from "../model/sam/image_encoder.ts";
@@ -77,8 +77,7 @@ export async function main(args: string[]): Promise<void> {
   const cfg = await loadSamConfig(values.config!);
   const { raw, box } = checkInput(await readInput(values.input!), cfg, values.input!);
   await checkOutput(values.output!);
-  const sd = await readStateDict(values.checkpoint!);
-  checkStrict(samParamShapes(cfg), sd, values.checkpoint!);
+  const sd = await readCheckedStateDict(values.checkpoint!, samParamShapes(cfg));
   try {
     await selectBackend(backend, {}, (line) => console.error(line));
   } catch (err) {
