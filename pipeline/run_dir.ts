@@ -3,6 +3,7 @@
  * log.jsonl, metrics.json and best/; every file is written under a temporary name and renamed into place, and
  * a checkpoint's files are all staged before any is renamed, so a crash never leaves a torn or mixed checkpoint.
  */
+import { UserError } from "../errors.ts";
 import { readSafetensorsWithMetadata, writeSafetensors } from "../io/safetensors.ts";
 import { writeAll, writeAtomic } from "../io/file_io.ts";
 import type { HostTensor } from "../io/host_tensor.ts";
@@ -32,7 +33,8 @@ export async function readJson<T>(path: string): Promise<T> {
   try {
     text = await Deno.readTextFile(path);
   } catch (err) {
-    throw new CheckpointError(`${path}: cannot read (${(err as Error).message})`);
+    // Deno's message ends with the path again ("...: readfile '/x/config.json'"): name it once.
+    throw new CheckpointError(`${path}: cannot read (${(err as Error).message.replace(/: \w+ '.*'$/, "")})`);
   }
   try {
     return JSON.parse(text) as T;
@@ -93,7 +95,8 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
     try {
       return await readSafetensorsWithMetadata(p);
     } catch (err) {
-      throw new CheckpointError(`${p}: ${(err as Error).message}`);
+      // The readers' errors already begin with the path; only a bare I/O error needs it.
+      throw new CheckpointError(err instanceof UserError ? err.message : `${p}: ${(err as Error).message}`);
     }
   };
   const t = await read(tPath), o = await read(oPath);
@@ -167,7 +170,7 @@ export async function loadTrainable(
     const r = await readSafetensorsWithMetadata(path);
     return { tensors: r.tensors, metadata: r.metadata ?? {} };
   } catch (err) {
-    throw new CheckpointError(`${path}: ${(err as Error).message}`);
+    throw new CheckpointError(err instanceof UserError ? err.message : `${path}: ${(err as Error).message}`);
   }
 }
 
