@@ -32,7 +32,7 @@ export async function checkpointInfo(path: string, opts: { sha256?: boolean; key
   } else {
     const archive = await openPth(path);
     archive.close();
-    for (const [k, r] of flattenTensors(unwrapStateDict(archive.root, path))) {
+    for (const [k, r] of flattenTensors(unwrapStateDict(archive.root, path), path)) {
       raw.set(k, { dtype: r.storage.dtype, shape: r.shape });
     }
   }

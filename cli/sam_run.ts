@@ -9,7 +9,7 @@ import { type HostTensor, toFloat32 } from "../io/host_tensor.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import { checkWritable, type OutputOptions } from "../io/safe_output.ts";
 import { InputError } from "../io/safe_open.ts";
-import { checkStrict, readStateDict } from "../model/checkpoint.ts";
+import { readCheckedStateDict } from "../model/checkpoint.ts";
 import { loadSamConfig, type SamConfig } from "../model/sam/config.ts";
 import { disposeParams, paramsFromStateDict, samParamShapes } from "../model/sam/params.ts";
 import { encoderLimits } from "../model/sam/image_encoder.ts";
@@ -75,8 +75,7 @@ export async function main(args: string[]): Promise<void> {
   const inputs = [values.input!, values.checkpoint!, values.config!];
   const out: OutputOptions = { label: "--output", inputs };
   await checkWritable(values.output!, out);
-  const sd = await readStateDict(values.checkpoint!);
-  checkStrict(samParamShapes(cfg), sd, values.checkpoint!);
+  const sd = await readCheckedStateDict(values.checkpoint!, samParamShapes(cfg));
   try {
     await selectBackend(backend, {}, (line) => console.error(line));
   } catch (err) {

@@ -24,10 +24,25 @@ export interface PthArchive {
   file: string;
   /** The unpickled object: Maps for dicts, arrays for lists/tuples, PthTensorRef for tensors. */
   root: unknown;
-  /** Reads one tensor as a contiguous (row-major) array. */
-  load(ref: PthTensorRef): Promise<HostTensor>;
+  /** Bytes of tensor data the file really holds (every storage the pickle names, each checked on disk). */
+  storageBytes: number;
+  /** Reads one tensor as a contiguous (row-major) array; name is only for messages. */
+  load(ref: PthTensorRef, name?: string): Promise<HostTensor>;
   close(): void;
 }
+
+/**
+ * A view that repeats its storage (stride 0, as torch's expand makes) is materialised only up to this many
+ * bytes: a few bytes on disk can otherwise describe terabytes (zeros(1).expand(2**20, 2**20)).
+ */
+export const MAX_EXPANDED_VIEW_BYTES = 16 << 20;
+
+/**
+ * All tensors read from one file together may ask for at most this many times the bytes of data the file
+ * holds (plus MAX_EXPANDED_VIEW_BYTES): tied weights share a storage, but thousands of keys viewing one big
+ * storage would turn a small file into any amount of memory.
+ */
+export const MAX_SHARING = 4;
 
 /** Opens a torch checkpoint: reads the index and the pickle (small), not the tensor data. */
 export async function openPth(path: string): Promise<PthArchive> {
@@ -89,10 +104,13 @@ export async function openPth(path: string): Promise<PthArchive> {
         );
       }
     }
+    let storageBytes = 0;
+    for (const s of seen.values()) storageBytes += where.get(s.key)!.size;
     return {
       file: path,
       root,
-      load: (ref) => loadTensor(f, where.get(ref.storage.key)!.dataStart, ref, path),
+      storageBytes,
+      load: (ref, name) => loadTensor(f, where.get(ref.storage.key)!.dataStart, ref, path, name),
       close: () => f.close(),
     };
   } catch (err) {
@@ -101,16 +119,38 @@ export async function openPth(path: string): Promise<PthArchive> {
   }
 }
 
-/** Reads a tensor; a view that is not row-major contiguous is gathered into a contiguous copy. */
+/** Bytes a tensor view takes once materialised as a contiguous array. */
+export function viewBytes(ref: PthTensorRef): number {
+  return ref.shape.reduce((a, b) => a * b, 1) * ITEM_SIZE[ref.storage.dtype];
+}
+
+/** Refuses a view with more elements than its storage (an expanded one) past MAX_EXPANDED_VIEW_BYTES. */
+function checkExpansion(ref: PthTensorRef, file: string, name: string): void {
+  const n = ref.shape.reduce((a, b) => a * b, 1);
+  if (n > ref.storage.numel && n * ITEM_SIZE[ref.storage.dtype] > MAX_EXPANDED_VIEW_BYTES) {
+    throw new PickleError(
+      `${file}: tensor "${name}" is a broadcast view of size [${ref.shape}] (${n} elements) over a storage ` +
+        `of ${ref.storage.numel}; refusing to expand it past ${MAX_EXPANDED_VIEW_BYTES >> 20} MiB`,
+    );
+  }
+}
+
+/**
+ * Reads a tensor; a view that is not row-major contiguous is gathered into a contiguous copy. A view with
+ * more elements than its storage (an expanded one) is refused past MAX_EXPANDED_VIEW_BYTES, before any
+ * allocation (the storage itself was checked against the file, so every other view is bounded by it).
+ */
 async function loadTensor(
   f: Deno.FsFile,
   dataStart: number,
   ref: PthTensorRef,
   file: string,
+  name = "?",
 ): Promise<HostTensor> {
   const { dtype } = ref.storage;
   const { shape, stride, offset } = ref;
   const isz = ITEM_SIZE[dtype];
+  checkExpansion(ref, file, name);
   let n = 1;
   for (const d of shape) n *= d;
   const out = allocData(dtype, n);
@@ -160,12 +200,12 @@ function gather(
  * leaves (epoch counters, strings) are skipped. Depth and node count are bounded: a hostile pickle can make
  * cycles or a DAG that doubles at every level (memo references), which must not hang the loader.
  */
-export function flattenTensors(value: unknown, prefix = ""): Map<string, PthTensorRef> {
+export function flattenTensors(value: unknown, file: string): Map<string, PthTensorRef> {
   const out = new Map<string, PthTensorRef>();
   let budget = 1_000_000;
   const walk = (v: unknown, path: string, depth: number) => {
-    if (--budget < 0) throw new PickleError(`checkpoint structure has over a million entries`);
-    if (depth > 64) throw new PickleError(`checkpoint nests deeper than 64 levels at "${path}"`);
+    if (--budget < 0) throw new PickleError(`${file}: checkpoint structure has over a million entries`);
+    if (depth > 64) throw new PickleError(`${file}: checkpoint nests deeper than 64 levels at "${path}"`);
     if (isTensorRef(v)) {
       out.set(path, v);
     } else if (v instanceof Map || Array.isArray(v)) {
@@ -173,15 +213,30 @@ export function flattenTensors(value: unknown, prefix = ""): Map<string, PthTens
       for (const [k, x] of items) walk(x, path ? `${path}.${k}` : String(k), depth + 1);
     }
   };
-  walk(value, prefix, 0);
+  walk(value, "", 0);
   return out;
 }
 
-/** Loads the given tensors, in the map's order, closing the archive when done (or on error). */
+/**
+ * Loads the given tensors, in the map's order, closing the archive when done (or on error). Their total size
+ * is checked against the data the file holds (MAX_SHARING) before the first is read.
+ */
 export async function loadTensors(archive: PthArchive, refs: Map<string, PthTensorRef>) {
   const out = new Map<string, HostTensor>();
   try {
-    for (const [name, ref] of refs) out.set(name, await archive.load(ref));
+    let total = 0;
+    for (const [name, ref] of refs) {
+      checkExpansion(ref, archive.file, name);
+      total += viewBytes(ref);
+    }
+    const limit = MAX_SHARING * archive.storageBytes + MAX_EXPANDED_VIEW_BYTES;
+    if (total > limit) {
+      throw new PickleError(
+        `${archive.file}: its ${refs.size} tensors would take ${total} bytes, over ${MAX_SHARING}x the ` +
+          `${archive.storageBytes} bytes of data the file holds (views sharing storages); refusing`,
+      );
+    }
+    for (const [name, ref] of refs) out.set(name, await archive.load(ref, name));
   } finally {
     archive.close();
   }
@@ -193,10 +248,10 @@ export async function readPth(path: string): Promise<Map<string, HostTensor>> {
   const archive = await openPth(path);
   let refs: Map<string, PthTensorRef>;
   try {
-    refs = flattenTensors(archive.root);
+    refs = flattenTensors(archive.root, path);
   } catch (err) {
     archive.close();
-    throw err instanceof PickleError ? new PickleError(`${path}: ${err.message}`) : err;
+    throw err;
   }
   return loadTensors(archive, refs);
 }

@@ -133,14 +133,21 @@ Deno.test("readPth: broken and hostile archives give a PickleError naming the pr
   }
 });
 
-Deno.test("flattenTensors: cycles and doubling DAGs from memo references fail fast instead of hanging", () => {
+Deno.test("flattenTensors: cycles and doubling DAGs fail fast instead of hanging, naming the file", () => {
   let dag: unknown[] = [];
   for (let i = 0; i < 60; i++) dag = [dag, dag]; // 2^60 paths, 61 distinct objects
   const t0 = performance.now();
-  assert.throws(() => flattenTensors(dag), /over a million entries/);
+  const named = (re: RegExp) => (e: Error) => e instanceof PickleError && re.test(e.message);
+  assert.throws(
+    () => flattenTensors(dag, "d.pth"),
+    named(/^d\.pth: checkpoint structure has over a million entries$/),
+  );
   const cyc: unknown[] = [];
   cyc.push(cyc);
-  assert.throws(() => flattenTensors(new Map([["a", cyc]])), /deeper than 64 levels/);
+  assert.throws(
+    () => flattenTensors(new Map([["a", cyc]]), "c.pth"),
+    named(/^c\.pth: .*deeper than 64 levels/),
+  );
   assert.ok(performance.now() - t0 < 5000);
 });
 

@@ -59,16 +59,31 @@ export interface SafetensorsContents {
   metadata: Record<string, string>;
 }
 
+/**
+ * What a file that is not safetensors looks like, from its first bytes, so a checkpoint of another format
+ * given in its place is named as such instead of as an absurd header length.
+ */
+function lookalike(prefix: Uint8Array): string | undefined {
+  const [a, b, c, d] = prefix;
+  if (a === 0x50 && b === 0x4b && (c === 3 || c === 5) && (d === 4 || d === 6)) {
+    return "looks like a PyTorch zip checkpoint";
+  }
+  if (a === 0x80 && b >= 2 && b <= 5) return "looks like a legacy PyTorch pickle checkpoint";
+  if (a === 0x1f && b === 0x8b) return "looks like gzip data";
+  return undefined;
+}
+
 /** Reads the 8-byte header length; file is only for messages. */
 function headerLength(prefix: Uint8Array, fileSize: number, file: string): number {
-  if (fileSize < 8) {
-    throw new SafetensorsError(`${file}: not a safetensors file (${fileSize} bytes, need at least 8)`);
-  }
+  // Only a file that fails as safetensors is named by its look-alike: a real header length can start 0x80 0x02.
+  const notSafetensors = (why: string) => {
+    const other = lookalike(prefix.subarray(0, Math.min(fileSize, 8)));
+    return new SafetensorsError(`${file}: not a safetensors file (${other ?? why})`);
+  };
+  if (fileSize < 8) throw notSafetensors(`${fileSize} bytes, need at least 8`);
   const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(fileSize - 8)) {
-    throw new SafetensorsError(
-      `${file}: header length ${n} runs past the end of the file (${fileSize} bytes)`,
-    );
+    throw notSafetensors(`header length ${n} runs past the end of the file, ${fileSize} bytes`);
   }
   if (n > BigInt(MAX_HEADER)) {
     throw new SafetensorsError(`${file}: header length ${n} is over the 100 MB limit`);
@@ -108,7 +123,16 @@ export function parseHeader(
       continue;
     }
     const where = `${file}: tensor "${name}"`;
-    if (!raw || typeof raw !== "object") throw new SafetensorsError(`${where}: entry is not an object`);
+    if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
+      throw new SafetensorsError(
+        `${where}: entry is ${
+          JSON.stringify(raw)?.slice(0, 40)
+        }, not an object with dtype, shape and data_offsets`,
+      );
+    }
+    for (const key of ["dtype", "shape", "data_offsets"]) {
+      if (!Object.hasOwn(raw, key)) throw new SafetensorsError(`${where}: entry has no "${key}"`);
+    }
     const { dtype, shape, data_offsets: offs } = raw as Record<string, unknown>;
     const host = typeof dtype === "string" && Object.hasOwn(TO_HOST, dtype) ? TO_HOST[dtype] : undefined;
     if (!host) throw new SafetensorsError(`${where}: unsupported dtype ${JSON.stringify(dtype)}`);

@@ -12,6 +12,7 @@ import {
 import { type HostTensor, hostTensor } from "./host_tensor.ts";
 
 const REF = new URL("../fixtures/reference/tiny_sam.io.safetensors", import.meta.url).pathname;
+const PTH_ZIP = new URL("../fixtures/samples/pth/test.pt", import.meta.url).pathname;
 
 function allDtypes(): Record<string, HostTensor> {
   return {
@@ -84,11 +85,31 @@ Deno.test("safetensors: reads the reference file written by the Python library",
   assert.deepEqual(t.get("no_prompt.sparse")?.shape, [1, 0, 32]);
 });
 
-Deno.test("safetensors: broken and hostile headers give a clear SafetensorsError", async () => {
+Deno.test("safetensors: broken and hostile headers, and checkpoints of other formats, give a clear SafetensorsError", async () => {
   const f32 = (offs: unknown, shape: unknown = [2]) => ({ dtype: "F32", shape, data_offsets: offs });
   const cases: [string, Uint8Array, RegExp][] = [
     ["empty file", new Uint8Array(0), /0 bytes, need at least 8/],
-    ["random bytes", crypto.getRandomValues(new Uint8Array(4096)), /header length \d+ runs past the end/],
+    [
+      "random bytes",
+      crypto.getRandomValues(new Uint8Array(4096)).map((b, i) => (i === 0 ? 0x41 : b)),
+      /not a safetensors file \(header length \d+ runs past the end/,
+    ],
+    [
+      "a torch zip",
+      await Deno.readFile(PTH_ZIP),
+      /not a safetensors file \(looks like a PyTorch zip checkpoint\)$/,
+    ],
+    [
+      "a legacy torch pickle",
+      Uint8Array.from([0x80, 2, 0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]),
+      /not a safetensors file \(looks like a legacy PyTorch pickle checkpoint\)$/,
+    ],
+    ["an array entry", handMade({ a: [] }, 0), /tensor "a": entry is \[\], not an object with dtype/],
+    [
+      "an entry without dtype",
+      handMade({ a: { shape: [1], data_offsets: [0, 4] } }, 4),
+      /"a": entry has no "dtype"$/,
+    ],
     ["length past EOF", handMade({}, 0, "{}").map((b, i) => (i === 0 ? 200 : b)), /runs past the end/],
     ["not JSON", handMade(null, 0, "{nope"), /not valid JSON/],
     ["not an object", handMade([1, 2], 0), /not a JSON object/],

@@ -5,7 +5,7 @@
  */
 import { UserError } from "../errors.ts";
 import { createHash } from "node:crypto";
-import { type HostTensor } from "../io/host_tensor.ts";
+import type { HostDtype, HostTensor } from "../io/host_tensor.ts";
 import { readSafetensorsHeader, readSafetensorsWithMetadata } from "../io/safetensors.ts";
 import { flattenTensors, isTensorRef, loadTensors, openPth, type PthTensorRef } from "../io/pth.ts";
 import { InputError, openInput } from "../io/safe_open.ts";
@@ -94,34 +94,118 @@ export function planKeys(names: string[], path: string): Map<string, string> {
   return plan;
 }
 
+/** One tensor of a state dict as its file describes it, before any of its data is read. */
+export interface StateDictEntry {
+  dtype: HostDtype;
+  shape: number[];
+}
+
 /**
- * Reads a .pth/.pt (zip or legacy pickle) or .safetensors checkpoint (detected by content, not extension);
- * unwraps a nested "model"/"state_dict"/"model_state_dict" entry; strips a "module." prefix; maps Hugging
- * Face SAM names (docs/methods.md 1.4) back to the official names. Only the state dict's tensors are read from disk.
+ * A checkpoint whose structure is known (from the safetensors header or the unpickled state dict) but whose
+ * tensors are not read yet, so keys and shapes can be checked against a model before any memory is spent.
  */
-export async function readStateDict(path: string): Promise<Map<string, HostTensor>> {
+export interface StateDictFile {
+  file: string;
+  format: CheckpointFormat;
+  /** Official name -> dtype and shape, in file order. */
+  entries: Map<string, StateDictEntry>;
+  /** Reads the named entries (official names; every entry when omitted) and closes the file. */
+  load(names?: Iterable<string>): Promise<Map<string, HostTensor>>;
+  /** Closes the file without reading (load closes it too). */
+  close(): void;
+}
+
+/**
+ * Opens a .pth/.pt (zip or legacy pickle) or .safetensors checkpoint (detected by content, not extension):
+ * unwraps a nested "model"/"state_dict"/"model_state_dict" entry, strips a "module." prefix, maps Hugging
+ * Face SAM names (docs/methods.md 1.4) back to the official names, and describes the tensors without reading
+ * them.
+ */
+export async function openStateDict(path: string): Promise<StateDictFile> {
   const format = await detectFormat(path);
-  const out = new Map<string, HostTensor>();
+  const entries = new Map<string, StateDictEntry>();
+  const pick = (names: Iterable<string> | undefined) => {
+    const keys = names ? [...names] : [...entries.keys()];
+    const unknown = keys.filter((k) => !entries.has(k));
+    if (unknown.length) throw new CheckpointError(`${path}: has no tensor ${unknown.join(", ")}`);
+    return new Set(keys);
+  };
   if (format === "safetensors") {
-    const names = [...(await readSafetensorsHeader(path)).entries.keys()];
-    if (!names.length) throw new CheckpointError(`${path}: holds no tensors`);
-    const plan = planKeys(names, path);
-    const { tensors } = await readSafetensorsWithMetadata(path, { filter: (n) => plan.has(n) });
-    for (const [name, t] of tensors) out.set(plan.get(name)!, t);
-    return out;
+    const header = await readSafetensorsHeader(path);
+    if (!header.entries.size) throw new CheckpointError(`${path}: holds no tensors`);
+    const plan = planKeys([...header.entries.keys()], path);
+    for (const [name, official] of plan) {
+      const e = header.entries.get(name)!;
+      entries.set(official, { dtype: e.dtype, shape: e.shape });
+    }
+    return {
+      file: path,
+      format,
+      entries,
+      load: async (names) => {
+        const want = pick(names);
+        const { tensors } = await readSafetensorsWithMetadata(path, {
+          filter: (n) => plan.has(n) && want.has(plan.get(n)!),
+        });
+        const out = new Map<string, HostTensor>();
+        for (const [name, t] of tensors) out.set(plan.get(name)!, t);
+        return out;
+      },
+      close: () => {},
+    };
   }
   const archive = await openPth(path);
-  let refs: Map<string, PthTensorRef>;
+  const refs = new Map<string, PthTensorRef>();
   try {
-    refs = flattenTensors(unwrapStateDict(archive.root, path));
-    if (!refs.size) throw new CheckpointError(`${path}: holds no tensors`);
+    const found = flattenTensors(unwrapStateDict(archive.root, path), path);
+    if (!found.size) throw new CheckpointError(`${path}: holds no tensors`);
+    for (const [name, official] of planKeys([...found.keys()], path)) refs.set(official, found.get(name)!);
   } catch (err) {
     archive.close();
     throw err;
   }
-  const plan = planKeys([...refs.keys()], path);
-  const wanted = new Map([...plan].map(([name, official]) => [official, refs.get(name)!]));
-  return loadTensors(archive, wanted);
+  for (const [k, r] of refs) entries.set(k, { dtype: r.storage.dtype, shape: r.shape.slice() });
+  return {
+    file: path,
+    format,
+    entries,
+    load: (names) => {
+      let want: Set<string>;
+      try {
+        want = pick(names);
+      } catch (err) {
+        archive.close();
+        throw err;
+      }
+      return loadTensors(archive, new Map([...refs].filter(([k]) => want.has(k))));
+    },
+    close: () => archive.close(),
+  };
+}
+
+/** Reads every tensor of a checkpoint under its official name (see openStateDict). */
+export async function readStateDict(path: string): Promise<Map<string, HostTensor>> {
+  return await (await openStateDict(path)).load();
+}
+
+/**
+ * Reads only the tensors a model expects, after checking the file's keys and shapes against it (checkStrict,
+ * on the description alone): a wrong or hostile file fails before any tensor memory is allocated.
+ */
+export async function readCheckedStateDict(
+  path: string,
+  expected: Map<string, number[]>,
+  opts: { ignore?: (key: string) => boolean } = {},
+): Promise<Map<string, HostTensor>> {
+  const sd = await openStateDict(path);
+  const skip = opts.ignore ?? (() => false);
+  try {
+    checkStrict(expected, sd.entries, path, opts);
+  } catch (err) {
+    sd.close();
+    throw err;
+  }
+  return await sd.load([...expected.keys()].filter((k) => !skip(k)));
 }
 
 /**
@@ -129,8 +213,8 @@ export async function readStateDict(path: string): Promise<Map<string, HostTenso
  * listing every missing key, unexpected key and shape mismatch, so the user sees the whole problem at once.
  */
 export function checkStrict(
-  expected: Map<string, number[]>,
-  sd: Map<string, HostTensor>,
+  expected: ReadonlyMap<string, readonly number[]>,
+  sd: ReadonlyMap<string, { shape: readonly number[] }>,
   file: string,
   opts: { ignore?: (key: string) => boolean } = {},
 ): void {
@@ -146,10 +230,13 @@ export function checkStrict(
     }
   }
   if (!missing.length && !unexpected.length && !mismatched.length) return;
+  // A hostile file can hold a million keys: list the first few of each kind, count the rest.
+  const list = (xs: string[]) =>
+    xs.length > 50 ? `${xs.slice(0, 50).join(", ")}, ... (${xs.length - 50} more)` : xs.join(", ");
   const parts: string[] = [];
-  if (missing.length) parts.push(`${missing.length} missing: ${missing.join(", ")}`);
-  if (unexpected.length) parts.push(`${unexpected.length} unexpected: ${unexpected.join(", ")}`);
-  if (mismatched.length) parts.push(`${mismatched.length} shape mismatches: ${mismatched.join(", ")}`);
+  if (missing.length) parts.push(`${missing.length} missing: ${list(missing)}`);
+  if (unexpected.length) parts.push(`${unexpected.length} unexpected: ${list(unexpected)}`);
+  if (mismatched.length) parts.push(`${mismatched.length} shape mismatches: ${list(mismatched)}`);
   throw new CheckpointError(`${file}: weights do not fit the model; ${parts.join("; ")}`);
 }
 

@@ -5,7 +5,7 @@
  */
 import { tf } from "../engine/tf.ts";
 import { toFloat32 } from "../io/host_tensor.ts";
-import { checkStrict, readStateDict, sha256File } from "./checkpoint.ts";
+import { readCheckedStateDict, sha256File } from "./checkpoint.ts";
 import { PRESETS, type SamConfig } from "./sam/config.ts";
 import type { Params } from "./sam/layers.ts";
 import { initSamParams, samParamShapes } from "./sam/params.ts";
@@ -50,9 +50,9 @@ export async function loadSamWeights(
     for (const [k, t] of all) if (!keep(k)) t.dispose();
     return { params, base: { path: null, sha256: null, source: "random" } };
   }
-  const sd = await readStateDict(o.weights);
   const shapes = new Map([...samParamShapes(PRESETS[o.preset])].filter(([k]) => keep(k)));
-  checkStrict(shapes, sd, o.weights, { ignore: (k) => !keep(k) });
+  // Keys and shapes are checked on the file's description; only the kept tensors are ever read.
+  const sd = await readCheckedStateDict(o.weights, shapes, { ignore: (k) => !keep(k) });
   const params: Params = new Map();
   for (const [k, shape] of shapes) params.set(k, tf.tensor(toFloat32(sd.get(k)!), shape, "float32"));
   return { params, base: { path: o.weights, sha256: await sha256File(o.weights), source: "checkpoint" } };

@@ -115,23 +115,90 @@ export function embeddingSize(cfg: SamConfig): number {
   return cfg.image_size / cfg.patch_size;
 }
 
+/** A value as JSON for a message, cut short: a hostile file's million-entry array stays one short line. */
+function show(v: unknown): string {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
 function fail(file: string, msg: string): never {
   throw new ConfigError(`${file}: bad SAM config: ${msg}`);
 }
 
-function posInt(file: string, obj: Record<string, unknown>, key: string, min = 1): number {
+/**
+ * The largest value each number of a config may take: several times the largest official model (ViT-H:
+ * embed 1280, depth 32, 16 heads), so any real architecture fits, while a typo or a hostile file
+ * ("depth": 1000000000) fails here instead of after minutes of building a model that cannot fit in memory.
+ */
+export const SAM_CONFIG_MAX = {
+  image_size: 4096,
+  patch_size: 64,
+  embed_dim: 4096,
+  depth: 64,
+  num_heads: 64,
+  window_size: 256,
+  out_chans: 4096,
+  mask_in_chans: 1024,
+  decoder_mlp_dim: 16384,
+  decoder_num_heads: 64,
+  iou_head_hidden_dim: 4096,
+  mlp_ratio: 16,
+  decoder_depth: 16,
+  num_multimask_outputs: 256,
+} as const;
+
+/** The most parameters a config may describe (ViT-H has 641 million): 2^31, 8 GiB as float32. */
+export const MAX_SAM_PARAMETERS = 2 ** 31;
+
+/** pixel_mean / pixel_std are on the 0..255 scale; anything past this magnitude is not an image statistic. */
+const MAX_PIXEL_STAT = 1e6;
+
+function posInt(
+  file: string,
+  obj: Record<string, unknown>,
+  key: keyof typeof SAM_CONFIG_MAX,
+  min = 1,
+): number {
   const v = obj[key];
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
-    fail(file, `"${key}" must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  const max = SAM_CONFIG_MAX[key];
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) {
+    fail(file, `"${key}" must be an integer >= ${min} and <= ${max}, got ${show(v)}`);
   }
   return v;
 }
 
 function triple(file: string, v: unknown, key: string, positive: boolean): [number, number, number] {
   const ok = Array.isArray(v) && v.length === 3 &&
-    v.every((x) => typeof x === "number" && Number.isFinite(x) && (!positive || x > 0));
-  if (!ok) fail(file, `"${key}" must be 3 ${positive ? "positive " : ""}numbers, got ${JSON.stringify(v)}`);
+    v.every((x) =>
+      typeof x === "number" && Number.isFinite(x) && Math.abs(x) <= MAX_PIXEL_STAT &&
+      (!positive || x >= 1e-6)
+    );
+  if (!ok) {
+    fail(
+      file,
+      `"${key}" must be 3 ${positive ? "positive " : ""}numbers of magnitude at most ${MAX_PIXEL_STAT}` +
+        `${positive ? " and at least 1e-6" : ""}, got ${show(v)}`,
+    );
+  }
   return v as [number, number, number];
+}
+
+/**
+ * A close upper estimate of the parameter count (the big matrices of the encoder, neck, prompt encoder and
+ * decoder), cheap enough to check before anything is built.
+ */
+export function estimateSamParameters(c: SamConfig): number {
+  const e = c.embed_dim, o = c.out_chans, grid = c.image_size / c.patch_size;
+  const mlp = e * c.mlp_ratio;
+  const relPos = 2 * (2 * Math.max(grid, c.window_size) - 1) * (e / c.num_heads);
+  const block = 4 * e * e + 2 * e * mlp + relPos + 9 * e;
+  const encoder = 3 * c.patch_size ** 2 * e + grid * grid * e + c.depth * block + e * o + 9 * o * o;
+  const prompt = c.mask_in_chans * (4 + c.mask_in_chans * 4 * 4) + c.mask_in_chans * o + 8 * o;
+  const decoderLayer = 3 * 4 * o * o + 2 * o * c.decoder_mlp_dim + 8 * o;
+  const heads = (c.num_multimask_outputs + 1) * (2 * o * o + o * (o / 8));
+  const decoder = c.decoder_depth * decoderLayer + 4 * o * o + o * o + heads +
+    o * c.iou_head_hidden_dim + c.iou_head_hidden_dim ** 2 + c.iou_head_hidden_dim * 4;
+  return encoder + prompt + decoder;
 }
 
 /** Validates a parsed JSON config (file is only for messages); every problem is a one-line ConfigError. */
@@ -169,8 +236,15 @@ export function parseSamConfig(json: unknown, file: string): SamConfig {
   };
   if ("mlp_ratio" in o) {
     const r = o.mlp_ratio;
-    if (typeof r !== "number" || !(r > 0) || !Number.isInteger(r * cfg.embed_dim)) {
-      fail(file, `"mlp_ratio" must be positive with embed_dim * mlp_ratio whole, got ${JSON.stringify(r)}`);
+    if (
+      typeof r !== "number" || !(r > 0) || r > SAM_CONFIG_MAX.mlp_ratio ||
+      !Number.isInteger(r * cfg.embed_dim)
+    ) {
+      fail(
+        file,
+        `"mlp_ratio" must be positive, at most ${SAM_CONFIG_MAX.mlp_ratio}, with embed_dim * mlp_ratio whole, ` +
+          `got ${show(r)}`,
+      );
     }
     cfg.mlp_ratio = r;
   }
@@ -178,17 +252,17 @@ export function parseSamConfig(json: unknown, file: string): SamConfig {
   if (!Array.isArray(g) || !g.every((i) => Number.isSafeInteger(i) && i >= 0 && i < cfg.depth)) {
     fail(
       file,
-      `"global_attn_indexes" must list block indexes in 0..${cfg.depth - 1}, got ${JSON.stringify(g)}`,
+      `"global_attn_indexes" must list block indexes in 0..${cfg.depth - 1}, got ${show(g)}`,
     );
   }
   if (new Set(g).size !== g.length) {
-    fail(file, `"global_attn_indexes" repeats an index: ${JSON.stringify(g)}`);
+    fail(file, `"global_attn_indexes" repeats an index: ${show(g)}`);
   }
   cfg.global_attn_indexes = [...g as number[]];
   if ("prompt_embed_dim" in o && o.prompt_embed_dim !== cfg.out_chans) {
     fail(
       file,
-      `"prompt_embed_dim" (${JSON.stringify(o.prompt_embed_dim)}) must equal out_chans (${cfg.out_chans})`,
+      `"prompt_embed_dim" (${show(o.prompt_embed_dim)}) must equal out_chans (${cfg.out_chans})`,
     );
   }
   checkConsistent(cfg, file);
@@ -216,6 +290,16 @@ function checkConsistent(c: SamConfig, file: string): void {
     fail(file, `out_chans ${c.out_chans} is not a multiple of decoder_num_heads ${c.decoder_num_heads}`);
   }
   if (c.mask_in_chans % 4) fail(file, `mask_in_chans ${c.mask_in_chans} must be a multiple of 4`);
+  const params = estimateSamParameters(c);
+  if (params > MAX_SAM_PARAMETERS) {
+    fail(
+      file,
+      `the architecture has about ${(params / 1e9).toFixed(1)} billion parameters, over the limit of ` +
+        `${MAX_SAM_PARAMETERS} (${
+          (MAX_SAM_PARAMETERS * 4) / 2 ** 30
+        } GiB as float32; ViT-H has 0.64 billion)`,
+    );
+  }
 }
 
 /** A preset by name (a fresh copy), or a config JSON file by path. */
