@@ -4,7 +4,7 @@
  * anything: it understands only the opcodes a state dict uses, and a global is accepted only when the caller
  * supplies a handler for it by name; every other global is refused with a PickleError naming it.
  */
-import { UserError } from "../errors.ts";
+import { printable, UserError } from "../errors.ts";
 
 export class PickleError extends UserError {
   /** True when the stream simply ended early (a reader that grows its buffer may retry). */
@@ -85,7 +85,9 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): { value: unk
     const qualname = `${module}.${name}`;
     const handler = globals.get(qualname);
     if (!handler) {
-      fail(`refusing global ${qualname}: only tensor and container types are allowed in a checkpoint`);
+      fail(
+        `refusing global ${printable(qualname)}: only tensor and container types are allowed in a checkpoint`,
+      );
     }
     return handler!.value !== undefined ? handler!.value : new PyGlobal(qualname, handler!);
   };

@@ -3,6 +3,7 @@
  * Python: the pickle is read by our restricted unpickler, and each tensor's bytes are then read straight from
  * the file into its own typed array, so loading costs about one copy of the weights.
  */
+import { quoted } from "../errors.ts";
 import { PickleError, unpickle } from "./pickle.ts";
 import { looksLikeZip, readZipIndex } from "./zip_index.ts";
 import { allocData, dataBytes, type HostTensor, ITEM_SIZE, LITTLE_ENDIAN } from "./host_tensor.ts";
@@ -67,7 +68,7 @@ export async function openPth(path: string): Promise<PthArchive> {
       for (const e of entries.values()) {
         if (e.method !== 0 && (e.name === pkl.name || e.name.startsWith(`${prefix}data/`))) {
           throw new PickleError(
-            `${path}: zip entry "${e.name}" is compressed (method ${e.method}); torch.save ` +
+            `${path}: zip entry ${quoted(e.name)} is compressed (method ${e.method}); torch.save ` +
               `writes uncompressed entries: re-save it with torch.save`,
           );
         }
@@ -83,7 +84,7 @@ export async function openPth(path: string): Promise<PthArchive> {
       root = unpickle(bytes, { globals, persistentLoad, file: path }).value;
       for (const s of seen.values()) {
         const e = entries.get(`${prefix}data/${s.key}`);
-        if (!e) throw new PickleError(`${path}: storage "${s.key}" is missing from the archive`);
+        if (!e) throw new PickleError(`${path}: storage ${quoted(s.key)} is missing from the archive`);
         where.set(s.key, e);
       }
     } else {
@@ -91,7 +92,7 @@ export async function openPth(path: string): Promise<PthArchive> {
       root = legacy.root;
       for (const s of seen.values()) {
         const at = legacy.storages.get(s.key);
-        if (!at) throw new PickleError(`${path}: storage "${s.key}" is missing from the file`);
+        if (!at) throw new PickleError(`${path}: storage ${quoted(s.key)} is missing from the file`);
         where.set(s.key, at);
       }
     }
@@ -99,7 +100,7 @@ export async function openPth(path: string): Promise<PthArchive> {
       const have = where.get(s.key)!.size, want = s.numel * ITEM_SIZE[s.dtype];
       if (have !== want) {
         throw new PickleError(
-          `${path}: storage "${s.key}" holds ${have} bytes, the pickle says ${s.numel} ` +
+          `${path}: storage ${quoted(s.key)} holds ${have} bytes, the pickle says ${s.numel} ` +
             `${s.dtype} elements (${want} bytes)`,
         );
       }
@@ -129,7 +130,9 @@ function checkExpansion(ref: PthTensorRef, file: string, name: string): void {
   const n = ref.shape.reduce((a, b) => a * b, 1);
   if (n > ref.storage.numel && n * ITEM_SIZE[ref.storage.dtype] > MAX_EXPANDED_VIEW_BYTES) {
     throw new PickleError(
-      `${file}: tensor "${name}" is a broadcast view of size [${ref.shape}] (${n} elements) over a storage ` +
+      `${file}: tensor ${
+        quoted(name)
+      } is a broadcast view of size [${ref.shape}] (${n} elements) over a storage ` +
         `of ${ref.storage.numel}; refusing to expand it past ${MAX_EXPANDED_VIEW_BYTES >> 20} MiB`,
     );
   }
@@ -205,7 +208,9 @@ export function flattenTensors(value: unknown, file: string): Map<string, PthTen
   let budget = 1_000_000;
   const walk = (v: unknown, path: string, depth: number) => {
     if (--budget < 0) throw new PickleError(`${file}: checkpoint structure has over a million entries`);
-    if (depth > 64) throw new PickleError(`${file}: checkpoint nests deeper than 64 levels at "${path}"`);
+    if (depth > 64) {
+      throw new PickleError(`${file}: checkpoint nests deeper than 64 levels at ${quoted(path)}`);
+    }
     if (isTensorRef(v)) {
       out.set(path, v);
     } else if (v instanceof Map || Array.isArray(v)) {

@@ -3,6 +3,7 @@
  * back (magic number, protocol, sys info, the object, the storage keys), then each storage as an int64
  * element count followed by its raw bytes. Only the pickles are read here; storages are located, not loaded.
  */
+import { quoted } from "../errors.ts";
 import { type GlobalHandler, PickleError, unpickle } from "./pickle.ts";
 import { readFully } from "./file_io.ts";
 import { ITEM_SIZE } from "./host_tensor.ts";
@@ -82,19 +83,19 @@ async function locate(
   for (const key of keys) {
     const s = seen.get(key)!;
     if (pos + 8 > size) {
-      throw new PickleError(`${file}: storage "${key}" is missing (file ends at byte ${size})`);
+      throw new PickleError(`${file}: storage ${quoted(key)} is missing (file ends at byte ${size})`);
     }
     await readFully(f, pos, head, file, PickleError);
     const n = new DataView(head.buffer).getBigInt64(0, true);
     if (n !== BigInt(s.numel)) {
       throw new PickleError(
-        `${file}: storage "${key}" record holds ${n} elements, the pickle says ${s.numel}`,
+        `${file}: storage ${quoted(key)} record holds ${n} elements, the pickle says ${s.numel}`,
       );
     }
     const bytes = s.numel * ITEM_SIZE[s.dtype];
     if (pos + 8 + bytes > size) {
       throw new PickleError(
-        `${file}: storage "${key}" (${bytes} bytes at ${pos + 8}) runs past the end of the file`,
+        `${file}: storage ${quoted(key)} (${bytes} bytes at ${pos + 8}) runs past the end of the file`,
       );
     }
     storages.set(key, { dataStart: pos + 8, size: bytes });

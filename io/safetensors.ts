@@ -2,7 +2,7 @@
  * Safetensors read/write: the header is validated in full (sizes, dtypes, ranges) before any tensor memory is
  * allocated, and files are read tensor by tensor so a 375 MB checkpoint costs one copy of its weights.
  */
-import { UserError } from "../errors.ts";
+import { quoted, UserError } from "../errors.ts";
 import {
   allocData,
   checkedNumel,
@@ -122,7 +122,7 @@ export function parseHeader(
       metadata = checkMetadata(raw, file);
       continue;
     }
-    const where = `${file}: tensor "${name}"`;
+    const where = `${file}: tensor ${quoted(name)}`;
     if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
       throw new SafetensorsError(
         `${where}: entry is ${
@@ -131,7 +131,7 @@ export function parseHeader(
       );
     }
     for (const key of ["dtype", "shape", "data_offsets"]) {
-      if (!Object.hasOwn(raw, key)) throw new SafetensorsError(`${where}: entry has no "${key}"`);
+      if (!Object.hasOwn(raw, key)) throw new SafetensorsError(`${where}: entry has no ${quoted(key)}`);
     }
     const { dtype, shape, data_offsets: offs } = raw as Record<string, unknown>;
     const host = typeof dtype === "string" && Object.hasOwn(TO_HOST, dtype) ? TO_HOST[dtype] : undefined;
@@ -164,7 +164,9 @@ export function parseHeader(
     const [prevName, prev] = sorted[i - 1];
     const [name, cur] = sorted[i];
     if (cur.begin < prev.end) {
-      throw new SafetensorsError(`${file}: tensors "${prevName}" and "${name}" have overlapping data ranges`);
+      throw new SafetensorsError(
+        `${file}: tensors ${quoted(prevName)} and ${quoted(name)} have overlapping data ranges`,
+      );
     }
   }
   return { dataStart, entries, metadata };
@@ -176,7 +178,7 @@ function checkMetadata(raw: unknown, file: string): Record<string, string> {
   }
   for (const [k, v] of Object.entries(raw)) {
     if (typeof v !== "string") {
-      throw new SafetensorsError(`${file}: __metadata__ value for "${k}" is not a string`);
+      throw new SafetensorsError(`${file}: __metadata__ value for ${quoted(k)} is not a string`);
     }
   }
   return { ...(raw as Record<string, string>) };
@@ -267,7 +269,7 @@ function layout(tensors: TensorSet, metadata?: Record<string, string>) {
   for (const [name, t] of list) {
     if (name === "__metadata__") throw new SafetensorsError(`"__metadata__" cannot be a tensor name`);
     const problem = tensorProblem(t);
-    if (problem) throw new SafetensorsError(`tensor "${name}": ${problem}`);
+    if (problem) throw new SafetensorsError(`tensor ${quoted(name)}: ${problem}`);
     const len = t.data.byteLength;
     header[name] = { dtype: TO_FILE[t.dtype], shape: t.shape, data_offsets: [offset, offset + len] };
     offset += len;

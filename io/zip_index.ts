@@ -2,6 +2,7 @@
  * Reads a zip archive's central directory (ZIP64 included) and locates each stored entry's bytes in the file,
  * so torch checkpoints can be read entry by entry straight from disk instead of being loaded whole.
  */
+import { quoted } from "../errors.ts";
 import { PickleError } from "./pickle.ts";
 import { readFully } from "./file_io.ts";
 
@@ -101,7 +102,7 @@ export async function readZipIndex(
       if (id === 0x0001) {
         let q = x + 4;
         const next = (what: string) => {
-          if (q + 8 > x + 4 + len) bad(`ZIP64 field of "${name}" is too short`);
+          if (q + 8 > x + 4 + len) bad(`ZIP64 field of ${quoted(name)} is too short`);
           q += 8;
           return big(cd.getBigUint64(q - 8, true), size * 2 + 1, what, bad);
         };
@@ -111,11 +112,11 @@ export async function readZipIndex(
       }
       x += 4 + len;
     }
-    if (flags & 1) bad(`entry "${name}" is encrypted`);
-    if (local + 30 > size) bad(`entry "${name}" points past the end of the file`);
+    if (flags & 1) bad(`entry ${quoted(name)} is encrypted`);
+    if (local + 30 > size) bad(`entry ${quoted(name)} points past the end of the file`);
     entries.set(name, { name, method, size: method === 0 ? uncomp : comp, dataStart: local });
     if (method === 0 && comp !== uncomp) {
-      bad(`stored entry "${name}" has different sizes (${comp} vs ${uncomp})`);
+      bad(`stored entry ${quoted(name)} has different sizes (${comp} vs ${uncomp})`);
     }
     p += 46 + nameLen + extraLen + commentLen;
   }
@@ -123,11 +124,15 @@ export async function readZipIndex(
   // Each entry's data follows its local header, whose name/extra lengths may differ from the central copy.
   for (const e of entries.values()) {
     const h = await read(e.dataStart, 30);
-    if (h.getUint32(0, true) !== LOCAL) bad(`entry "${e.name}" has no local header at byte ${e.dataStart}`);
+    if (h.getUint32(0, true) !== LOCAL) {
+      bad(`entry ${quoted(e.name)} has no local header at byte ${e.dataStart}`);
+    }
     e.dataStart += 30 + h.getUint16(26, true) + h.getUint16(28, true);
     if (e.dataStart + e.size > size) {
       bad(
-        `entry "${e.name}" (${e.size} bytes at ${e.dataStart}) runs past the end of the file (${size} bytes)`,
+        `entry ${
+          quoted(e.name)
+        } (${e.size} bytes at ${e.dataStart}) runs past the end of the file (${size} bytes)`,
       );
     }
   }

@@ -3,7 +3,7 @@
  * training checkpoint wrapping the state dict, a DataParallel "module." state dict) into the official key
  * layout, and checks them strictly against a model so a wrong file fails with one complete explanation.
  */
-import { UserError } from "../errors.ts";
+import { printable, quoted, UserError } from "../errors.ts";
 import { createHash } from "node:crypto";
 import type { HostDtype, HostTensor } from "../io/host_tensor.ts";
 import { readSafetensorsHeader, readSafetensorsWithMetadata } from "../io/safetensors.ts";
@@ -86,7 +86,7 @@ export function planKeys(names: string[], path: string): Map<string, string> {
     }
     const prev = taken.get(k);
     if (prev !== undefined) {
-      throw new CheckpointError(`${path}: "${prev}" and "${names[i]}" both map to "${k}"`);
+      throw new CheckpointError(`${path}: ${quoted(prev)} and ${quoted(names[i])} both map to ${quoted(k)}`);
     }
     taken.set(k, names[i]);
     plan.set(names[i], k);
@@ -127,7 +127,9 @@ export async function openStateDict(path: string): Promise<StateDictFile> {
   const pick = (names: Iterable<string> | undefined) => {
     const keys = names ? [...names] : [...entries.keys()];
     const unknown = keys.filter((k) => !entries.has(k));
-    if (unknown.length) throw new CheckpointError(`${path}: has no tensor ${unknown.join(", ")}`);
+    if (unknown.length) {
+      throw new CheckpointError(`${path}: has no tensor ${unknown.map(printable).join(", ")}`);
+    }
     return new Set(keys);
   };
   if (format === "safetensors") {
@@ -226,13 +228,15 @@ export function checkStrict(
     const t = sd.get(k);
     if (!t || skip(k)) continue;
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      mismatched.push(`${k} (file [${t.shape}], model [${shape}])`);
+      mismatched.push(`${printable(k)} (file [${t.shape}], model [${shape}])`);
     }
   }
   if (!missing.length && !unexpected.length && !mismatched.length) return;
   // A hostile file can hold a million keys: list the first few of each kind, count the rest.
   const list = (xs: string[]) =>
-    xs.length > 50 ? `${xs.slice(0, 50).join(", ")}, ... (${xs.length - 50} more)` : xs.join(", ");
+    xs.length > 50
+      ? `${xs.slice(0, 50).map(printable).join(", ")}, ... (${xs.length - 50} more)`
+      : xs.map(printable).join(", ");
   const parts: string[] = [];
   if (missing.length) parts.push(`${missing.length} missing: ${list(missing)}`);
   if (unexpected.length) parts.push(`${unexpected.length} unexpected: ${list(unexpected)}`);
