@@ -11,6 +11,7 @@ const ROOT = new URL("..", import.meta.url).pathname;
 /** Floor of each top-level folder (or root file); equal floors in different folders may not import each other. */
 const FLOORS: Record<string, number> = {
   "errors.ts": 0,
+  "errors_test.ts": 0,
   io: 1,
   engine: 2,
   fixtures: 2,
