@@ -26,6 +26,9 @@ import { type PthStorage, storageFromPid, torchGlobals } from "./torch_globals.t
 import { flattenTensors, readPth } from "./pth.ts";
 import { readZipIndex } from "./zip_index.ts";
 import { hostTensor } from "./host_tensor.ts";
+import { concatBytes } from "./concat_bytes.ts";
+
+const concat = (...parts: Uint8Array[]) => concatBytes(parts);
 
 const FORMATS = ["nifti", "safetensors", "pickle", "pth"] as const;
 type Format = typeof FORMATS[number] | "planted";
@@ -541,16 +544,6 @@ class Mutator {
     b.set(snippet.subarray(0, Math.max(0, b.length - p)), p);
     return b;
   }
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
  * Bounded, streamed gunzip: a hostile .gz can neither exhaust memory (output is capped, and sized from the
  * NIfTI header as soon as that is decoded) nor pass off a truncated stream as a short file.
  */
+import { concatBytes } from "./concat_bytes.ts";
 import { crc32, createInflateRaw } from "node:zlib";
 import { NiftiError } from "./nifti_error.ts";
 
@@ -60,7 +61,7 @@ class Sink {
   }
 
   private start() {
-    const prefix = concat(this.head, this.total);
+    const prefix = concatBytes(this.head, this.total);
     const target = this.opts.needed ? this.opts.needed(prefix) : this.opts.maxBytes;
     if (target > this.opts.maxBytes) {
       throw new NiftiError(
@@ -92,16 +93,6 @@ class Sink {
     this.total += take;
     return this.total >= this.target!;
   }
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** The end of a gzip member's header at pos (RFC 1952), or undefined when pos holds no gzip header. */

@@ -3,6 +3,7 @@
  * grid, 3D Dice per class with empty vs empty = 1, mean over patients, then over RV/Myo/LV) and, beyond it,
  * per-frame Dice and HD95 in millimetres on each volume's original grid.
  */
+import { concatBytes } from "../io/concat_bytes.ts";
 import type { Segmenter } from "../model/segmenter.ts";
 import type { EmbeddingCache } from "./embedding_cache.ts";
 import { dice, hd95 } from "./metrics.ts";
@@ -35,16 +36,6 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 function scores(per: PerClass<number>): DiceScores {
   return { ...per, avg: mean(CLASS_NAMES.map((c) => per[c])) };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 export interface EvaluateOptions {
@@ -89,7 +80,7 @@ export async function evaluate(
         });
       }
     }
-    const pv = concat(preds), gv = concat(truths);
+    const pv = concatBytes(preds), gv = concatBytes(truths);
     const d = Object.fromEntries(CLASS_NAMES.map((c, i) => [c, dice(pv, gv, i + 1)])) as PerClass<number>;
     perPatient.push({ patient: p.patient, dice: d });
     opts.onPatient?.(p.patient, d);

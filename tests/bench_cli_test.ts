@@ -3,22 +3,10 @@
  * benchmark and backend, the same-shape PyTorch figure beside ours where torch is installed, and one-line
  * errors for bad names. Shapes are tiny here; the real figures are in the README.
  */
+import { runScript } from "./run_script.ts";
 import assert from "node:assert/strict";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const env = { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" };
-
-async function bench(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}bench/main.ts`, ...args],
-    cwd: ROOT,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const bench = (args: string[]) => runScript("bench/main.ts", args);
 
 const hasTorch = await new Deno.Command("/usr/bin/python3", {
   args: ["-c", "import torch"],

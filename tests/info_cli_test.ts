@@ -1,27 +1,12 @@
 /** End-to-end tests of `deno task info`: the JSON contract, and one clean line plus exit 2 for bad files. */
+import { runScript } from "./run_script.ts";
 import assert from "node:assert/strict";
 import { encodeNifti, geometryFromAffine } from "../io/nifti.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 /** Per case, including Deno's start-up on a loaded 2-core machine; the reader itself needs milliseconds. */
 const TIME_LIMIT_MS = 8000;
 
-async function info(file: string) {
-  const started = performance.now();
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "cli/info.ts", file],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-  return {
-    code: out.code,
-    stdout: dec(out.stdout),
-    stderr: dec(out.stderr),
-    ms: performance.now() - started,
-  };
-}
+const info = (file: string) => runScript("cli/info.ts", [file], { denoFlags: ["--allow-read"] });
 
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(

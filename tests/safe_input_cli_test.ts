@@ -5,12 +5,12 @@
  * named skip), never hang and never print a stack. Permission cases run the command as nobody (setpriv),
  * since root reads a chmod 000 file.
  */
+import { runScript, type ScriptResult } from "./run_script.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { generateAcdcPhantoms } from "../fixtures/phantom.ts";
 import { encodeNifti, geometryFromAffine } from "../io/nifti.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 /** Per command, including Deno's start-up on a loaded 2-core machine; a refusal itself takes milliseconds. */
 const QUICK_MS = 15_000;
 const IDENTITY = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]];
@@ -22,54 +22,27 @@ await generateAcdcPhantoms(data, { patients: 5, seed: 3, small: true });
 const frame = (p: number, f: string) =>
   join(data, "training", `patient00${p}`, `patient00${p}_frame${f}.nii.gz`);
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
 /** Runs cli/<script>.ts; as nobody (via setpriv) when asked and we are root. A hang fails at QUICK_MS. */
-async function cli(script: string, args: string[], opts: { nobody?: boolean } = {}): Promise<Result> {
+function cli(script: string, args: string[], opts: { nobody?: boolean } = {}): Promise<ScriptResult> {
   const drop = opts.nobody && Deno.uid() === 0;
   // nobody cannot read root's DENO_DIR: --cached-only resolves from the worktree's node_modules, offline.
-  const deno = [
-    Deno.execPath(),
-    "run",
-    "-A",
-    ...(drop ? ["--cached-only"] : []),
-    `${ROOT}cli/${script}.ts`,
-    ...args,
-  ];
-  const cmd = drop ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...deno] : deno;
-  const started = performance.now();
-  const child = new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    cwd: ROOT,
-    env: {
-      XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp",
-      ...(drop ? { DENO_DIR: join(tmp, "deno_dir_nobody"), HOME: tmp } : {}),
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), QUICK_MS);
-  const out = await child.output();
-  clearTimeout(timer);
-  const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-  return {
-    code: out.code,
-    stdout: dec(out.stdout),
-    stderr: dec(out.stderr),
-    ms: performance.now() - started,
-  };
+  return runScript(`cli/${script}.ts`, args, {
+    killAfterMs: QUICK_MS,
+    ...(drop
+      ? {
+        prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
+        denoFlags: ["-A", "--cached-only"],
+        env: { DENO_DIR: join(tmp, "deno_dir_nobody"), HOME: tmp },
+      }
+      : {}),
+  });
 }
 
 /**
  * Exit 2, in time, ending in exactly one `error: ...` line matching pattern, with no stack; progress lines
  * before it (`backend: wasm`) are the command's normal log.
  */
-function refused(r: Result, pattern: RegExp, what: string) {
+function refused(r: ScriptResult, pattern: RegExp, what: string) {
   assert.ok(r.ms < QUICK_MS, `${what}: took ${r.ms.toFixed(0)} ms (blocked?)`);
   assert.equal(r.code, 2, `${what}: exit ${r.code}\n${r.stderr}`);
   const lines = r.stderr.trim().split("\n");
@@ -95,7 +68,7 @@ async function dataCopy(name: string): Promise<string> {
   return dir;
 }
 
-const patientsOf = (r: Result) => {
+const patientsOf = (r: ScriptResult) => {
   const p = JSON.parse(r.stdout).patients;
   return [...p.train, ...p.val, ...p.test].sort();
 };

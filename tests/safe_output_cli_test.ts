@@ -6,12 +6,11 @@
  * data --dump-batch and data --preview. The read-only and full-disk cases mount small tmpfs file systems and
  * are ignored (reported as such) where mounting is not allowed.
  */
+import { runScript } from "./run_script.ts";
 import assert from "node:assert/strict";
 import { generateAcdcPhantoms } from "../fixtures/phantom.ts";
 import { TINY_CONFIG, TINY_IO, TINY_PTH } from "../model/sam/test_util.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const env = { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" };
 const tmp = await Deno.makeTempDir({ prefix: "safe_output_cli_" });
 const data = `${tmp}/data`;
 await generateAcdcPhantoms(data, { patients: 5, seed: 3, small: true });
@@ -32,16 +31,7 @@ const TINY = [
   ["--epochs", "1"],
 ].flat();
 
-async function cli(script: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cli/${script}.ts`, ...args],
-    cwd: ROOT,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
-}
+const cli = (script: string, args: string[]) => runScript(`cli/${script}.ts`, args);
 
 /**
  * Exit 2, one `error:` line (the last) matching re and naming path, no stack trace; only says that the error

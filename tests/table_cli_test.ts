@@ -3,29 +3,15 @@
  * table.json / table.md / table.svg, a second call trains nothing, `--list` and `--cell K` address the same
  * cells, and runs that differ only in --seed are scored on the same test patients.
  */
+import { runScript } from "./run_script.ts";
 import assert from "node:assert/strict";
 import { generateAcdcPhantoms } from "../fixtures/phantom.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const env = { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" };
 const tmp = await Deno.makeTempDir({ prefix: "table_cli_" });
 const data = `${tmp}/data`;
 await generateAcdcPhantoms(data, { patients: 5, seed: 5, small: true });
 
-async function table(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cli/table.ts`, ...args],
-    cwd: ROOT,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+const table = (args: string[]) => runScript("cli/table.ts", args);
 
 const GRID = [
   "--data",

@@ -4,12 +4,12 @@
  * mid-epoch leaving no torn file and resuming to completion, eval's metrics.json, and predicted masks that
  * nibabel reads with the input's shape, affine and dtype uint8.
  */
+import { ROOT, runScript } from "./run_script.ts";
 import assert from "node:assert/strict";
 import { generateAcdcPhantoms } from "../fixtures/phantom.ts";
 import { readSafetensorsWithMetadata } from "../io/safetensors.ts";
 import { findNibabel } from "./nibabel_probe.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const env = { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" };
 const tmp = await Deno.makeTempDir({ prefix: "train_cli_" });
 const data = `${tmp}/data`;
@@ -43,20 +43,7 @@ const TINY = [
   "1",
 ];
 
-async function cli(script: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cli/${script}.ts`, ...args],
-    cwd: ROOT,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+const cli = (script: string, args: string[]) => runScript(`cli/${script}.ts`, args);
 
 const readState = async (dir: string) => JSON.parse(await Deno.readTextFile(`${dir}/state.json`));
 
