@@ -1,3 +1,4 @@
+import { canMount, mountTmpfs, umount } from "../tests/tmpfs.ts";
 import assert from "node:assert/strict";
 import {
   appendOutput,
@@ -18,15 +19,6 @@ const names = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sor
 function refused(re: RegExp) {
   return (e: unknown) => e instanceof OutputError && !e.message.includes("\n") && re.test(e.message);
 }
-
-/** Mounts a small tmpfs (root only; false where mounting is not allowed, e.g. an unprivileged container). */
-async function mountTmpfs(dir: string, options: string): Promise<boolean> {
-  if (!isRoot) return false;
-  const r = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", options, "tmpfs", dir] }).output()
-    .catch(() => undefined);
-  return r?.success ?? false;
-}
-const umount = (dir: string) => new Deno.Command("umount", { args: [dir] }).output();
 
 Deno.test("writeOutput replaces a regular file atomically, keeps its mode, leaves no temporary file", async () => {
   const dir = await Deno.makeTempDir();
@@ -180,15 +172,6 @@ Deno.test("outputError maps OS errors to one line and leaves bugs and user error
   const user = new OutputError("already one line");
   assert.equal(outputError("/x", user), user);
 });
-
-/** Whether this process may mount a tmpfs (root outside a locked-down container); probed once. */
-const canMount = await (async () => {
-  const dir = await Deno.makeTempDir();
-  const ok = await mountTmpfs(dir, "size=64k");
-  if (ok) await umount(dir);
-  await Deno.remove(dir);
-  return ok;
-})();
 
 Deno.test({
   name:

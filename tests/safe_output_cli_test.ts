@@ -7,6 +7,7 @@
  * are ignored (reported as such) where mounting is not allowed.
  */
 import { runScript } from "./run_script.ts";
+import { canMount, mountTmpfs, umount } from "./tmpfs.ts";
 import assert from "node:assert/strict";
 import { generateAcdcPhantoms } from "../fixtures/phantom.ts";
 import { TINY_CONFIG, TINY_IO, TINY_PTH } from "../model/sam/test_util.ts";
@@ -57,22 +58,6 @@ const run = `${tmp}/run`;
   const r = await cli("train", [...TINY, "--out", run]);
   if (r.code !== 0) throw new Error(`setup: training failed: ${r.stderr}`);
 }
-
-/** Whether this process may mount a tmpfs; probed once. */
-async function mountTmpfs(dir: string, options: string): Promise<boolean> {
-  if (Deno.uid() !== 0) return false;
-  const r = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", options, "tmpfs", dir] }).output()
-    .catch(() => undefined);
-  return r?.success ?? false;
-}
-const umount = (dir: string) => new Deno.Command("umount", { args: [dir] }).output();
-const canMount = await (async () => {
-  const dir = await Deno.makeTempDir();
-  const ok = await mountTmpfs(dir, "size=64k");
-  if (ok) await umount(dir);
-  await Deno.remove(dir);
-  return ok;
-})();
 
 /** Runs fn with a tmpfs of the given options mounted at a new folder; unmounts after. */
 async function withTmpfs(options: string, fn: (dir: string) => Promise<void>) {
