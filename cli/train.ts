@@ -44,6 +44,7 @@ const RESUMABLE = new Set([
   "log-every",
   "val-every",
   "val-cache-mib",
+  "train-cache-mib",
   "on-bad-case",
   "out",
 ]);

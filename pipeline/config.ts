@@ -108,6 +108,11 @@ export const TRAIN_OPTIONS = {
    * so each is encoded once per run instead of every validation (stages/embedding_cache.ts); 0 = no cache.
    */
   valCacheMib: int(0),
+  /**
+   * Host memory (MiB) for the training slices' embeddings of a frozen encoder, reused across epochs; needs
+   * --augment none (augmented slices differ every epoch). 0 = off, the default: fidelity first.
+   */
+  trainCacheMib: int(0),
   /** Log (and print, off a terminal) every n-th step. */
   logEvery: int(1),
   /** Demo only: how many phantom patients to generate. */
@@ -173,6 +178,7 @@ export const PAPER_DEFAULTS: TrainConfig = {
   onBadCase: "fail",
   valEvery: 1,
   valCacheMib: 2048,
+  trainCacheMib: 0,
   logEvery: 10,
   demoPatients: 20,
 };
@@ -260,6 +266,12 @@ export async function readConfigFile(path: string): Promise<Record<string, unkno
 
 /** Checks what single values cannot: real weights where they matter. */
 export function checkConfig(cfg: TrainConfig): TrainConfig {
+  if (cfg.trainCacheMib > 0 && cfg.augment !== false) {
+    throw new ConfigError(
+      "--train-cache-mib needs --augment none: augmented slices differ from epoch to epoch, so their " +
+        "embeddings cannot be reused",
+    );
+  }
   if (cfg.preset === "vit_b" && cfg.data !== null && cfg.weights === null) {
     throw new ConfigError(
       "--preset vit_b with --data needs --weights F (a SAM or MedSAM checkpoint); " +

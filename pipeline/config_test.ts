@@ -55,6 +55,7 @@ Deno.test("config: bad values and unknown keys are ConfigErrors naming the optio
     [{ backend: "tpu" }, /--backend: "tpu" is not one of auto, webgpu, wasm, cpu/],
     [{ method: "unet" }, /--method: "unet" is not one of loramednet, cnn-head, vit-head, gnet, samed/],
     [{ "train-patients": "x" }, /"all"/],
+    [{ "train-cache-mib": "512" }, /--train-cache-mib needs --augment none/],
   ];
   for (const [flags, re] of cases) {
     await assert.rejects(
@@ -72,6 +73,8 @@ Deno.test("config: bad values and unknown keys are ConfigErrors naming the optio
     /augment\.wobble/,
   );
   assert.throws(() => applyOptions(PAPER_DEFAULTS, { augment: 3 }, "c.json"), /"augment": 3 is not "none"/);
+  const reuse = await resolveConfig({ "train-cache-mib": "512", augment: "none", method: "cnn-head" });
+  assert.deepEqual([reuse.trainCacheMib, reuse.augment], [512, false]);
 });
 
 Deno.test("config: every option has a default, and the defaults pass their own checks", () => {

@@ -183,6 +183,13 @@ export async function runTraining(
         `${data.sliceCounts.train} training slices, ${data.split.val.length} val and ${data.split.test.length} test patients`,
     );
     const { model, base, backbone } = await createSegmenter(build);
+    if (cfg.trainCacheMib > 0 && !model.encode) {
+      model.dispose();
+      throw new ConfigError(
+        `--train-cache-mib: ${cfg.method} trains its encoder, so its embeddings change every step; only the ` +
+          `frozen-encoder methods (cnn-head, vit-head, gnet) can reuse them`,
+      );
+    }
     return { choice, dataDir, data, model, base, backbone };
   };
   const { choice, dataDir, data, model, base, backbone } = await setup().catch(async (err) => {
@@ -254,6 +261,7 @@ export async function runTraining(
     const valCache = model.encode && cfg.valCacheMib > 0
       ? new EmbeddingCache(cfg.valCacheMib * 2 ** 20)
       : undefined;
+    const trainCache = cfg.trainCacheMib > 0 ? new EmbeddingCache(cfg.trainCacheMib * 2 ** 20) : undefined;
     const events = train({
       model,
       data,
@@ -267,6 +275,7 @@ export async function runTraining(
       valEvery: cfg.valEvery,
       signal: opts.signal,
       validate: () => validationDice(model, data, cfg.batchSize, valCache),
+      trainCache,
     });
     try {
       for await (const ev of events) {
@@ -278,13 +287,10 @@ export async function runTraining(
     } catch (err) {
       throw outOfMemory(err, choice.backend, cfg) ?? err;
     }
-    if (valCache) {
-      log(
-        `validation embeddings: ${valCache.size} slices kept (${
-          (valCache.byteLength / 2 ** 20).toFixed(0)
-        } MiB), ` +
-          `${valCache.hits} encoder runs spared`,
-      );
+    for (const [what, cache] of [["validation", valCache], ["training", trainCache]] as const) {
+      if (!cache) continue;
+      const mib = (cache.byteLength / 2 ** 20).toFixed(0);
+      log(`${what} embeddings: ${cache.size} slices kept (${mib} MiB), ${cache.hits} encoder runs spared`);
     }
     const metrics = await testMetrics(model, data, dir, cfg.batchSize, log);
     await writeJson(`${dir}/${RUN_FILES.metrics}`, metrics);

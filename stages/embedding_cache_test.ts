@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import { tf } from "../engine/tf.ts";
 import { selectBackend } from "../engine/backend.ts";
 import { createSegmenter, type MethodName } from "../model/methods.ts";
+import { Adam } from "../engine/optimizer.ts";
+import { disposeBatch, makeBatch } from "./batch.ts";
 import { EmbeddingCache } from "./embedding_cache.ts";
+import { trainStep } from "./train.ts";
 import { predictSlices } from "./predict_slices.ts";
 import type { SliceItem } from "./volume.ts";
 
@@ -95,4 +98,45 @@ Deno.test("embedding cache: stops growing at its bound, keeps the first entries,
   assert.equal(cache.set("s0", new Float32Array(4).fill(9), [1, 1, 4]), false);
   assert.deepEqual([...cache.get("s0")!.data], [0, 0, 0, 0]);
   assert.deepEqual([cache.hits, cache.misses], [1, 1]);
+});
+
+Deno.test("training from cached embeddings: the same weights as without, the encoder run once per slice", async () => {
+  await selectBackend("cpu", {}, () => {});
+  const items = slices(4, 5).map((s, i) => ({
+    ...s,
+    label: new Uint8Array(S * S).map((_, p) => (p + i) % 4),
+  }));
+  const weights: Float32Array[][] = [];
+  for (const cached of [false, true]) {
+    const { model } = await createSegmenter(tiny("cnn-head"));
+    const optimizer = new Adam(model.trainable, { lr: 1e-2, beta1: 0.5, beta2: 0.999, eps: 1e-8 });
+    const cache = cached ? new EmbeddingCache(1 << 30) : undefined;
+    let encodes = 0;
+    const encode = model.encode!;
+    (model as { encode?: typeof encode }).encode = (t) => (encodes++, encode(t));
+    const before = tf.memory().numTensors;
+    try {
+      for (let epoch = 0; epoch < 3; epoch++) {
+        for (const part of [items.slice(0, 2), items.slice(2)]) {
+          const batch = makeBatch(part);
+          try {
+            await trainStep(model, optimizer, batch, undefined, cache);
+          } finally {
+            disposeBatch(batch);
+          }
+        }
+      }
+      assert.equal(tf.memory().numTensors, before, "no tensor outlives the steps");
+      if (cached) {
+        assert.deepEqual([encodes, cache!.hits], [2, 8], "2 batches encoded once, then read 2 x 4 times");
+      }
+      weights.push(
+        await Promise.all([...model.trainable.values()].map(async (v) => (await v.data()) as Float32Array)),
+      );
+    } finally {
+      optimizer.dispose();
+      model.dispose();
+    }
+  }
+  assert.deepEqual(weights[1], weights[0]);
 });

@@ -5,13 +5,12 @@
 import { tf } from "../engine/tf.ts";
 import type { Segmenter } from "../model/segmenter.ts";
 import { stackSlices } from "./batch.ts";
-import type { EmbeddingCache } from "./embedding_cache.ts";
+import { type EmbeddingCache, embeddingsOf } from "./embedding_cache.ts";
 import type { SliceItem } from "./volume.ts";
 
 /**
  * The model's logits for a batch x [b, S, S, 3] of these slices: forward, or, given a cache and a model with
- * a frozen encoder, decode over embeddings taken from the cache where it has them (encoding and keeping the
- * others). Same numbers either way: the embedding is a function of the slice alone.
+ * a frozen encoder, decode over the cached embeddings (embeddingsOf).
  */
 async function logitsOf(
   model: Segmenter,
@@ -20,18 +19,8 @@ async function logitsOf(
   cache: EmbeddingCache | undefined,
 ): Promise<tf.Tensor4D> {
   if (!cache || !model.encode || !model.decode) return model.forward(x);
-  const cached = part.map((s) => cache.get(s.id));
-  if (cached.every((c) => c)) {
-    const [g, , c] = cached[0]!.shape;
-    const host = new Float32Array(part.length * cached[0]!.data.length);
-    cached.forEach((e, b) => host.set(e!.data, b * e!.data.length));
-    return tf.tidy(() => model.decode!(x, tf.tensor4d(host, [part.length, g, g, c])));
-  }
-  const emb = model.encode(x); // [b, g, g, C]
+  const emb = await embeddingsOf({ encode: model.encode }, part.map((s) => s.id), x, cache); // [b, g, g, C]
   try {
-    const data = (await emb.data()) as Float32Array;
-    const [, g, , c] = emb.shape, n = g * g * c;
-    part.forEach((s, b) => cache.set(s.id, data.slice(b * n, (b + 1) * n), [g, g, c]));
     return model.decode(x, emb);
   } finally {
     emb.dispose();

@@ -13,6 +13,7 @@ import type { DiceScores, TrainEvent } from "./train_events.ts";
 import type { Rng } from "../engine/rng.ts";
 import type { TrainSink, TrainState } from "./train_sink.ts";
 import { type Batch, disposeBatch } from "./batch.ts";
+import { type EmbeddingCache, embeddingsOf } from "./embedding_cache.ts";
 
 /** What training needs from the data path (pipeline/dataset.ts's Dataset satisfies it). */
 export interface TrainData {
@@ -42,18 +43,41 @@ export interface TrainOptions {
   loss?: (logits: tf.Tensor, labels: tf.Tensor) => tf.Scalar;
   /** Stop after the current step; the last complete epoch's checkpoint is kept. */
   signal?: AbortSignal;
+  /**
+   * Embeddings of the training slices for a frozen encoder, reused across epochs: only sound when the slices
+   * are the same every epoch (no augmentation), which the caller checks.
+   */
+  trainCache?: EmbeddingCache;
 }
 
-/** One optimizer step; returns the loss. Every tensor it makes is freed before it returns. */
+/**
+ * One optimizer step; returns the loss. Every tensor it makes is freed before it returns. With `cache` and a
+ * model whose encoder is frozen, the encoder's output comes from the cache where the batch's slices are in it
+ * (embeddingsOf): the same loss and gradients, since the frozen encoder is off the tape anyway.
+ */
 export async function trainStep(
   model: Segmenter,
   optimizer: Adam,
   batch: Batch,
   loss: (logits: tf.Tensor, labels: tf.Tensor) => tf.Scalar = model.loss ?? ceDiceLoss,
+  cache?: EmbeddingCache,
 ): Promise<number> {
   const vars = [...model.trainable.values()];
   const names = new Map([...model.trainable].map(([k, v]) => [v.name, k]));
-  const { value, grads } = tf.variableGrads(() => loss(model.forward(batch.image, true), batch.label), vars);
+  const { encode, decode } = model;
+  const emb = cache && encode && decode
+    ? await embeddingsOf({ encode }, batch.ids, batch.image, cache) // [B, g, g, C]
+    : undefined;
+  let result;
+  try {
+    result = tf.variableGrads(
+      () => loss(emb ? decode!(batch.image, emb, true) : model.forward(batch.image, true), batch.label),
+      vars,
+    );
+  } finally {
+    emb?.dispose();
+  }
+  const { value, grads } = result;
   try {
     optimizer.step(new Map(Object.entries(grads).map(([vn, g]) => [names.get(vn)!, g])));
     return (await value.data())[0];
@@ -77,7 +101,7 @@ export async function* train(opts: TrainOptions): AsyncGenerator<TrainEvent> {
     let step = 0, last = NaN;
     for await (const batch of data.trainBatches(rng, { batchSize })) {
       try {
-        last = await trainStep(model, optimizer, batch, loss);
+        last = await trainStep(model, optimizer, batch, loss, opts.trainCache);
       } finally {
         disposeBatch(batch);
       }

@@ -119,6 +119,19 @@ Deno.test("train: bad weights or data exit 2 naming the file and leave no run di
   }
 });
 
+Deno.test("train --train-cache-mib: frozen-encoder methods reuse training embeddings; others are refused", async () => {
+  const reuse = ["--augment", "none", "--train-cache-mib", "64", "--epochs", "2"];
+  const r = await cli("train", [...TINY, ...reuse, "--method", "cnn-head", "--out", `${tmp}/reuse`]);
+  assert.equal(r.code, 0, r.stderr);
+  // One labelled patient: its training slices are encoded in epoch 1 and read back in epoch 2.
+  const m = r.stderr.match(/training embeddings: (\d+) slices kept \(\d+ MiB\), (\d+) encoder runs spared/);
+  assert.ok(m && Number(m[1]) > 0 && Number(m[2]) === Number(m[1]), r.stderr);
+  const lora = await cli("train", [...TINY, ...reuse, "--out", `${tmp}/never-lora`]);
+  assert.equal(lora.code, 2, lora.stderr);
+  assert.match(lora.stderr.trim().split("\n").at(-1)!, /--train-cache-mib: loramednet trains its encoder/);
+  assert.equal(await Deno.stat(`${tmp}/never-lora`).then(() => true, () => false), false);
+});
+
 Deno.test("train: stopped after epoch 1 and resumed to 2 equals an uninterrupted 2-epoch run", async () => {
   const a = `${tmp}/a`, b = `${tmp}/b`;
   const full = await cli("train", [...TINY, "--epochs", "2", "--out", a]);
