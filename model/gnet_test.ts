@@ -111,6 +111,13 @@ Deno.test("g-network (tiny): counts, logits [B, S, S, 4] with background 0, argm
     if (arg[p]) fg++;
   }
   assert.ok(fg > 0 && fg < arg.length, `a random model labels some pixels, not all (${fg})`);
+  // The gain puts a random decoder's logits where sigmoid can be confident: spread 3.0 here; x20 gave 0.6, a
+  // loss too flat to learn a 30-patient ACDC-format set (docs/methods.md 2.3).
+  const fgLogits = Array.from(v).filter((_, i) => i % 4 !== 0);
+  const mean = fgLogits.reduce((a, b) => a + b, 0) / fgLogits.length;
+  const spread = Math.sqrt(fgLogits.reduce((a, b) => a + (b - mean) ** 2, 0) / fgLogits.length);
+  console.error(`gnet_test: random-weights logit spread ${spread.toFixed(2)}`);
+  assert.ok(spread > 2, `random-weights logits spread ${spread}`);
   tf.dispose([x, y, y2]);
   model.dispose();
 });
@@ -157,6 +164,16 @@ for (const [backend, steps] of [["wasm", 6], ["cpu", 2]] as const) {
       [sam, model.trainable, net.stats].map((m) => hostOf(m)),
     );
     const { image, label } = batch(2, 32, 6);
+    // The loss on this backend sees the labels: near 0 for logits that state them, large for the opposite.
+    // (tfjs-backend-wasm's OneHot ignored a float32 dtype: every target read as background and the
+    // g-network learned to predict nothing.)
+    const [right, wrong] = tf.tidy(() => {
+      const hot = tf.sub(tf.mul(tf.oneHot(label, 4).asType("float32"), 20), 10) as tf.Tensor4D; // +-10
+      return [model.loss(hot, label), model.loss(tf.neg(hot), label)];
+    });
+    const [r, w] = [(await right.data())[0], (await wrong.data())[0]];
+    assert.ok(r < 0.01 && w > 5, `loss of the labels' own logits ${r}, of their opposite ${w}`);
+    tf.dispose([right, wrong]);
     const opt = new Adam(model.trainable, { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8 });
     // Step 1 by hand (what trainStep does), to look at the gradients.
     const names = new Map([...model.trainable].map(([k, v]) => [v.name, k]));

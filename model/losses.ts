@@ -63,8 +63,11 @@ export function sigmoidBceDiceLoss(logits: tf.Tensor, labels: tf.Tensor): tf.Sca
   return tf.tidy(() => {
     const [b, c] = [logits.shape[0], logits.shape[logits.shape.length - 1]];
     const l = tf.slice(tf.reshape(logits, [b, -1, c]), [0, 0, 1], [-1, -1, c - 1]); // [B, N, C-1]
-    // float32 one-hot: int32 sums mixed into float maths came out wrong on webgpu (lavapipe).
-    const onehot = tf.oneHot(tf.reshape(labels, [b, -1]) as tf.Tensor2D, c, 1, 0, "float32"); // [B, N, C]
+    // A float32 one-hot, cast from the int32 one: int32 sums mixed into float maths came out wrong on webgpu
+    // (lavapipe), and tfjs-backend-wasm 4.22's OneHot ignores the dtype argument, writing the int32 bit pattern
+    // of 1 into a float32 buffer (1.4e-45): with tf.oneHot(..., "float32") every target read as background on
+    // wasm and the g-network learned to predict nothing (docs/methods.md 2.3).
+    const onehot = tf.cast(tf.oneHot(tf.reshape(labels, [b, -1]) as tf.Tensor2D, c), "float32"); // [B, N, C]
     const y = tf.slice(onehot, [0, 0, 1], [-1, -1, c - 1]); // [B, N, C-1]
     // -(y log p + (1 - y) log(1 - p)) = softplus(l) - l y, exact for any logit.
     const bce = tf.mean(tf.sub(tf.softplus(l), tf.mul(l, y)));

@@ -82,6 +82,33 @@ Deno.test("CE + Dice gradients agree with central finite differences", async () 
 });
 
 /** An interpreter with torch (PATH or /usr/bin), or undefined: the cross-checks then skip. */
+Deno.test("every loss has the cpu value and gradient on wasm (its OneHot kernel ignores a float32 dtype)", async () => {
+  const shape = [2, 4, 5, 4];
+  const l = Float32Array.from({ length: 160 }, (_, i) => Math.sin(i * 1.7) * 3);
+  const y = Int32Array.from({ length: 40 }, (_, i) => (i * 7 + (i >> 2)) % 4);
+  const losses = { crossEntropy, ceDiceLoss, sigmoidBceDiceLoss };
+  const run = async (backend: "cpu" | "wasm") => {
+    await selectBackend(backend, {}, quiet);
+    const [logits, labels] = [tf.tensor(l, shape), tf.tensor(y, [2, 4, 5], "int32")];
+    const out = [];
+    for (const f of Object.values(losses)) {
+      const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => f(x, labels))(logits);
+      out.push([(await value.data())[0], ...await grad.data()]);
+      tf.dispose([value, grad]);
+    }
+    tf.dispose([logits, labels]);
+    return out;
+  };
+  const cpu = await run("cpu");
+  const wasm = await run("wasm");
+  await selectBackend("cpu", {}, quiet);
+  for (const [i, name] of Object.keys(losses).entries()) {
+    close(wasm[i][0], cpu[i][0], 1e-5);
+    for (let j = 1; j < cpu[i].length; j++) close(wasm[i][j], cpu[i][j], 1e-4);
+    assert.ok(cpu[i][0] > 0.1, `${name}: a non-trivial value`);
+  }
+});
+
 const py = await findTorchPython();
 if (!py) console.error("losses_test: PyTorch cross-check skipped: no python3 with torch found");
 
