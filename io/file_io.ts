@@ -4,6 +4,20 @@
  */
 
 /**
+ * Reads from the file's current position into buf until buf is full or the file ends; returns the bytes read.
+ * Large reads are split so one call never asks the OS for more than 64 MiB at a time.
+ */
+export async function readInto(f: Deno.FsFile, buf: Uint8Array): Promise<number> {
+  let at = 0;
+  while (at < buf.length) {
+    const n = await f.read(buf.subarray(at, Math.min(buf.length, at + (64 << 20))));
+    if (n === null || n === 0) break;
+    at += n;
+  }
+  return at;
+}
+
+/**
  * Fills buf from the file at byte position pos; a short read means the file ended early (or shrank while we
  * read it), reported through the caller's error class so it stays a typed user error.
  */
@@ -15,16 +29,11 @@ export async function readFully(
   Err: new (message: string) => Error,
 ): Promise<void> {
   await f.seek(pos, Deno.SeekMode.Start);
-  let at = 0;
-  while (at < buf.length) {
-    // Large reads are split so one call never asks the OS for more than 64 MiB at a time.
-    const n = await f.read(buf.subarray(at, Math.min(buf.length, at + (64 << 20))));
-    if (n === null || n === 0) {
-      throw new Err(
-        `${file}: unexpected end of file at byte ${pos + at} (needed ${buf.length - at} more bytes)`,
-      );
-    }
-    at += n;
+  const at = await readInto(f, buf);
+  if (at < buf.length) {
+    throw new Err(
+      `${file}: unexpected end of file at byte ${pos + at} (needed ${buf.length - at} more bytes)`,
+    );
   }
 }
 

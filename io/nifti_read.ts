@@ -6,6 +6,7 @@ import { bestAffine, geometryFromHeader, type NiftiGeometry } from "./nifti_affi
 import { NiftiError } from "./nifti_error.ts";
 import { type NiftiHeader, parseNiftiHeader } from "./nifti_header.ts";
 import { gunzip } from "./gunzip.ts";
+import { readInto } from "./file_io.ts";
 import { InputError, openInput } from "./safe_open.ts";
 
 /**
@@ -128,9 +129,9 @@ async function readDecompressed(path: string, opts: ReadNiftiOptions): Promise<U
     throw fileError(path, err);
   }
   try {
-    const info = await f.stat();
-    if (!info.isFile) throw new NiftiError(path, "file", "is not a regular file");
-    const prefix = await readUpTo(f, Math.min(info.size, 540));
+    const info = await f.stat(); // a regular file: openInput refused anything else
+    const head = new Uint8Array(Math.min(info.size, 540));
+    const prefix = head.subarray(0, await readInto(f, head));
     const gz = prefix.length >= 2 && prefix[0] === 0x1f && prefix[1] === 0x8b;
     let need = info.size;
     if (!gz) {
@@ -143,9 +144,7 @@ async function readDecompressed(path: string, opts: ReadNiftiOptions): Promise<U
     }
     const bytes = new Uint8Array(need);
     bytes.set(prefix);
-    const rest = await readUpTo(f, need - prefix.length);
-    bytes.set(rest, prefix.length);
-    if (prefix.length + rest.length < need) {
+    if (prefix.length + await readInto(f, bytes.subarray(prefix.length)) < need) {
       throw new NiftiError(path, "file", "changed size while being read");
     }
     return await gunzipped(bytes, path, { maxBytes });
@@ -175,17 +174,6 @@ function fileError(path: string, err: unknown): Error {
     return new NiftiError(path, "file", err.message.slice(path.length + 2));
   }
   return err as Error;
-}
-
-async function readUpTo(f: Deno.FsFile, n: number): Promise<Uint8Array> {
-  const buf = new Uint8Array(n);
-  let at = 0;
-  while (at < n) {
-    const got = await f.read(buf.subarray(at));
-    if (got === null) break;
-    at += got;
-  }
-  return buf.subarray(0, at);
 }
 
 type RawArray =

@@ -9,6 +9,7 @@
  * stat'ed again, so the worst a racing swap can do is block the process that raced against itself.
  */
 import { UserError } from "../errors.ts";
+import { readInto } from "./file_io.ts";
 
 /** An input path that cannot be read: names the file and the problem, on one line. */
 export class InputError extends UserError {}
@@ -127,13 +128,7 @@ export async function readInputFile(path: string, opts: ReadInputOptions = {}): 
       );
     }
     const buf = new Uint8Array(size);
-    let at = 0;
-    while (at < size) {
-      const n = await f.read(buf.subarray(at));
-      if (n === null) break;
-      at += n;
-    }
-    return buf.subarray(0, at);
+    return buf.subarray(0, await readInto(f, buf));
   } finally {
     f.close();
   }

@@ -9,6 +9,7 @@ import type { HostDtype, HostTensor } from "../io/host_tensor.ts";
 import { readSafetensorsHeader, readSafetensorsWithMetadata } from "../io/safetensors.ts";
 import { flattenTensors, isTensorRef, loadTensors, openPth, type PthTensorRef } from "../io/pth.ts";
 import { InputError, openInput } from "../io/safe_open.ts";
+import { readInto } from "../io/file_io.ts";
 import { HF_SHARED_DUPLICATE, hfToOfficial, isHfSamKeys, officialToHf } from "./sam_key_map.ts";
 
 export { hfToOfficial, officialToHf };
@@ -38,9 +39,9 @@ export async function detectFormat(path: string): Promise<CheckpointFormat> {
     throw new CheckpointError(err.message);
   }
   const head = new Uint8Array(9);
-  let n = 0;
+  let n: number;
   try {
-    for (let r; n < head.length && (r = await f.read(head.subarray(n))) !== null;) n += r;
+    n = await readInto(f, head);
   } finally {
     f.close();
   }

@@ -2,6 +2,7 @@
  * Reading a run's log.jsonl while it grows: complete lines only (each record is appended with one write, so
  * a line without its newline is still being written), numbered from 1 so the numbers can serve as event ids.
  */
+import { readInto } from "../io/file_io.ts";
 
 /** A log.jsonl record (docs/run_directory.md): a step or an epoch, epochs 1-based. */
 export interface LogRecord {
@@ -40,13 +41,7 @@ async function readFrom(path: string, offset: number): Promise<{ bytes: Uint8Arr
     if (size <= offset) return { bytes: new Uint8Array(), size };
     await f.seek(offset, Deno.SeekMode.Start);
     const bytes = new Uint8Array(size - offset);
-    let at = 0;
-    while (at < bytes.length) {
-      const n = await f.read(bytes.subarray(at));
-      if (n === null) break;
-      at += n;
-    }
-    return { bytes: bytes.subarray(0, at), size };
+    return { bytes: bytes.subarray(0, await readInto(f, bytes)), size };
   } finally {
     f.close();
   }
