@@ -79,27 +79,27 @@ async function main(args: string[]) {
   const cells = gridCells(grid);
   if (o.list) return console.log(JSON.stringify(cells));
   const log = (l: string) => console.error(l);
-  const todo = o.cell !== undefined ? [pickCell(cells, o.cell)] : o.collect ? [] : cells;
+  const toRun = o.cell !== undefined ? [pickCell(cells, o.cell)] : o.collect ? [] : cells;
   // An unwritable --out fails now, not after the grid has trained.
   await prepareOutputDir(grid.out, { label: "--out" });
   const t0 = performance.now();
-  for (const [i, c] of todo.entries()) {
+  for (const [i, c] of toRun.entries()) {
     const name = `${c.method} ${c.weights} fold ${c.fold} seed ${c.seed}`;
     const before = await cellResult(c);
     if (before.status === "done") {
-      log(`[${i + 1}/${todo.length}] ${name}: finished before (${c.run}), skipped`);
+      log(`[${i + 1}/${toRun.length}] ${name}: finished before (${c.run}), skipped`);
       continue;
     }
-    log(`[${i + 1}/${todo.length}] ${name}: training into ${c.run}`);
+    log(`[${i + 1}/${toRun.length}] ${name}: training into ${c.run}`);
     const r = await runCell(grid, c, (l) => log(`  ${l}`));
     const elapsed = (performance.now() - t0) / 1000;
     log(
-      `[${i + 1}/${todo.length}] ${name}: test Dice avg ${r.dice!.avg.toFixed(4)}; grid ${
+      `[${i + 1}/${toRun.length}] ${name}: test Dice avg ${r.dice!.avg.toFixed(4)}; grid ${
         formatDuration(elapsed)
       } ` +
         `elapsed, ${
-          i + 1 < todo.length
-            ? `~${formatDuration((elapsed / (i + 1)) * (todo.length - i - 1))} left`
+          i + 1 < toRun.length
+            ? `~${formatDuration((elapsed / (i + 1)) * (toRun.length - i - 1))} left`
             : "done"
         }`,
     );
