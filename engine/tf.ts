@@ -11,6 +11,7 @@ import "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
 import { installThreadedWasm } from "./wasm_threads.ts";
+import { installWasmKernels } from "./wasm_kernels.ts";
 
 // The wasm backend fetches its .wasm binaries at init; point it at the copy inside node_modules, or at
 // TFJS_WASM_DIR where there is none (a bundled build, e.g. the GPU benchmark in bench/gpu.sh).
@@ -24,6 +25,7 @@ function wasmDir(): string | undefined {
     return undefined; // no env/read permission or no node_modules: wasm then fails to initialise with tfjs's own message; cpu and webgpu still work
   }
 }
+installWasmKernels();
 const dir = wasmDir();
 if (dir) {
   setWasmPaths(dir);

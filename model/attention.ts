@@ -8,6 +8,12 @@ import { tf } from "../engine/tf.ts";
 /** Largest logits chunk by default: keeps CPU backends' peak memory sane and fits any WebGPU device. */
 export const DEFAULT_MAX_CHUNK_BYTES = 64 * 2 ** 20;
 
+/**
+ * Largest logits chunk in the backward pass, which keeps about four chunk-sized tensors alive at once: ViT-B's
+ * window attention at 1024 px (300 window-heads) would otherwise hold ~4 x 46 MiB in the wasm heap.
+ */
+export const BACKWARD_CHUNK_BYTES = 16 * 2 ** 20;
+
 /** The decomposed relative-position tables of one attention call, already gathered (see getRelPos). */
 export interface RelPosBias {
   /** [qh, kh, d]: Rh[i, j] is the height embedding for query row i and key row j. */
@@ -89,38 +95,23 @@ export function getRelPos(table: tf.Tensor, qSize: number, kSize: number): tf.Te
   });
 }
 
-/**
- * Splits x along axis 0 into n single-row tensors through a tree of 2-way splits: wasm's Slice copies its
- * whole input per call, so n direct slices cost n full copies where the tree costs about 2 log2(n).
- */
-function splitRows(x: tf.Tensor, n: number): tf.Tensor[] {
-  const out: tf.Tensor[] = [];
-  const visit = (t: tf.Tensor, count: number, owned: boolean) => {
-    if (count === 1) return void out.push(t);
-    const half = Math.floor(count / 2);
-    const [a, b] = tf.split(t, [half, count - half], 0);
-    // Inner levels are full copies; freeing them now keeps the peak near one extra copy of x.
-    if (owned) t.dispose();
-    visit(a, half, true);
-    visit(b, count - half, true);
-  };
-  visit(x, n, false);
-  return out;
+/** Operands of a batched product: one [G, M, K] tensor, or on wasm its G slices (see batchMatMul). */
+type Batched = tf.Tensor3D | tf.Tensor[];
+
+/** x as batchMatMul wants it: on wasm with more than one group, cut into its groups (one copy in all). */
+function byGroup(x: tf.Tensor3D, wasm: boolean): Batched {
+  return wasm && x.shape[0] > 1 ? tf.unstack(x) : x;
 }
 
 /**
  * a [G, M, K] @ b [G, K, N]. On wasm a batched matmul leaves XNNPACK for a loop ~10x slower than G 2-D
- * products (SAM's 300 window-heads per image), so there a given b arrives pre-split (see splitRows).
+ * products (SAM's 300 window-heads per image), so there the operands come cut into groups (byGroup).
  */
-function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D | tf.Tensor[]): tf.Tensor3D {
-  if (!Array.isArray(b)) return tf.matMul(a, b);
-  const [g, m, k] = a.shape;
-  const as = splitRows(a, g);
-  const n = b[0].shape[2]!;
-  const parts = as.map((ai, i) =>
-    tf.matMul(tf.reshape(ai, [m, k]) as tf.Tensor2D, tf.reshape(b[i], [k, n]) as tf.Tensor2D)
-  );
-  return tf.reshape(tf.concat(parts, 0), [g, m, n]) as tf.Tensor3D;
+function batchMatMul(a: Batched, b: Batched): tf.Tensor3D {
+  if (!Array.isArray(a) && !Array.isArray(b)) return tf.matMul(a, b);
+  const as = Array.isArray(a) ? a : tf.unstack(a);
+  const bs = Array.isArray(b) ? b : tf.unstack(b);
+  return tf.stack(as.map((ai, i) => tf.matMul(ai as tf.Tensor2D, bs[i] as tf.Tensor2D))) as tf.Tensor3D;
 }
 
 /** The two halves of the decomposed bias for queries q [g, qh*qw, d]: relH [g, qh, qw, kh], relW [g, qh, qw, kw]. */
@@ -131,28 +122,180 @@ function relPosTerms(q: tf.Tensor3D, rhT: tf.Tensor3D, rwT: tf.Tensor3D, rel: Re
   const q4 = tf.reshape(q, [g, qh, qw, d]);
   // rel_h[b, y, x, k] = q[b, y, x] . Rh[y, k]: one product per query row y.
   const qByRow = tf.reshape(tf.transpose(q4, [1, 0, 2, 3]), [qh, g * qw, d]) as tf.Tensor3D;
-  const hProd = batchMatMul(qByRow, wasm ? splitRows(rhT, qh) : rhT); // [qh, g*qw, kh]
+  const hProd = batchMatMul(byGroup(qByRow, wasm), byGroup(rhT, wasm)); // [qh, g*qw, kh]
   const relH = tf.transpose(tf.reshape(hProd, [qh, g, qw, kh]), [1, 0, 2, 3]) as tf.Tensor4D;
   // rel_w[b, y, x, k] = q[b, y, x] . Rw[x, k]: one product per query column x.
   const qByCol = tf.reshape(tf.transpose(q4, [2, 0, 1, 3]), [qw, g * qh, d]) as tf.Tensor3D;
-  const wProd = batchMatMul(qByCol, wasm ? splitRows(rwT, qw) : rwT); // [qw, g*qh, kw]
+  const wProd = batchMatMul(byGroup(qByCol, wasm), byGroup(rwT, wasm)); // [qw, g*qh, kw]
   const relW = tf.transpose(tf.reshape(wProd, [qw, g, qh, kw]), [1, 2, 0, 3]) as tf.Tensor4D;
   return { relH, relW };
 }
 
-/** Slices the bias terms to groups g0.. and grid rows h0.. of a chunk. */
-function sliceTerms(
-  t: { relH: tf.Tensor4D; relW: tf.Tensor4D },
-  g0: number,
-  gn: number,
-  h0: number,
-  rowsH: number,
-) {
-  const cut = (x: tf.Tensor4D) => {
-    const [g, qh, qw, k] = x.shape;
-    return gn === g && rowsH === qh ? x : tf.slice(x, [g0, h0, 0, 0], [gn, rowsH, qw, k]);
+/** x [G, N, c] cut to groups g0 .. g0+gn and rows r0 .. r0+rn (x itself when that is all of it). */
+function cut3<T extends tf.Tensor>(x: T, g0: number, gn: number, r0: number, rn: number): T {
+  const [g, n, c] = x.shape;
+  return gn === g && rn === n ? x : tf.slice(x, [g0, r0, 0], [gn, rn, c!]) as T;
+}
+
+/** A bias term [G, qh, qw, k] cut to groups g0.. and query-grid rows h0.. of a chunk. */
+function cut4(x: tf.Tensor4D, g0: number, gn: number, h0: number, hn: number): tf.Tensor4D {
+  const [g, qh, qw, k] = x.shape;
+  return gn === g && hn === qh ? x : tf.slice(x, [g0, h0, 0, 0], [gn, hn, qw, k]);
+}
+
+/** The grid of a biased attention: qw queries per grid row, kh x kw keys, and the bias halves [G, qh, qw, kh|kw]. */
+interface Bias {
+  qw: number;
+  kh: number;
+  kw: number;
+  relH: tf.Tensor4D;
+  relW: tf.Tensor4D;
+}
+
+/** softmax(qs @ kT + bias) for one chunk of query rows: qs [g, rn, d] -> probabilities [g, rn, Nk]. */
+function chunkProbs(qs: tf.Tensor3D, kT: Batched, wasm: boolean, bias?: Bias): tf.Tensor3D {
+  const [g, rn] = qs.shape;
+  let logits: tf.Tensor = batchMatMul(byGroup(qs, wasm), kT); // [g, rn, Nk]
+  if (bias) {
+    const { qw, kh, kw, relH, relW } = bias;
+    const l5 = tf.reshape(logits, [g, rn / qw, qw, kh, kw]);
+    logits = tf.reshape(tf.add(tf.add(l5, tf.expandDims(relH, 4)), tf.expandDims(relW, 3)), [g, rn, kh * kw]);
+  }
+  return tf.softmax(logits) as tf.Tensor3D;
+}
+
+/**
+ * The core of one group range: softmax(q * scale @ k^T + bias) @ v, `rows` query rows at a time, with its
+ * own gradient. Autodiff would keep every chunk's logits and probabilities for the backward pass (3 GiB for
+ * one ViT-B global block at 1024 px, more than the wasm heap can spare) and differentiate the products into
+ * transposed-flag matmuls that wasm runs ~10x slower. This backward recomputes each chunk's probabilities
+ * instead (flash attention's trade: one more q @ k^T per chunk) and transposes explicitly, so memory stays at
+ * one chunk. The bias halves are inputs: their own small autodiff carries their gradient on to q and the
+ * rel-pos tables.
+ */
+function attendGroups(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  scale: number,
+  rows: number,
+  bias?: Bias,
+): tf.Tensor3D {
+  const wasm = tf.getBackend() === "wasm";
+  const [g, nq] = q.shape;
+  const nk = k.shape[1];
+  /** The bias of query rows r0 .. r0+rn (whole query-grid rows: planChunks cuts in units of qw). */
+  const biasOf = (b: Bias | undefined, r0: number, rn: number): Bias | undefined =>
+    b && {
+      ...b,
+      relH: cut4(b.relH, 0, g, r0 / b.qw, rn / b.qw),
+      relW: cut4(b.relW, 0, g, r0 / b.qw, rn / b.qw),
+    };
+  const chunksOf = (n: number) => {
+    const out: Array<[number, number]> = [];
+    for (let r0 = 0; r0 < nq; r0 += n) out.push([r0, Math.min(n, nq - r0)]);
+    return out;
   };
-  return { relH: cut(t.relH), relW: cut(t.relW) };
+  // The backward pass holds several chunk-sized tensors at once, so it takes smaller chunks (whole grid rows).
+  const unit = bias ? bias.qw : 1;
+  const backwardRows = Math.min(
+    rows,
+    unit * Math.max(1, Math.floor(BACKWARD_CHUNK_BYTES / (g * nk * 4 * unit))),
+  );
+  const join = (xs: tf.Tensor[]) => (xs.length === 1 ? xs[0] : tf.concat(xs, 1));
+
+  const forward = (qi: tf.Tensor3D, ki: tf.Tensor3D, vi: tf.Tensor3D, b?: Bias) =>
+    tf.tidy(() => {
+      // Explicit transposes: wasm's matmul leaves its fast path for transposed-flag operands.
+      const kT = byGroup(tf.transpose(ki, [0, 2, 1]) as tf.Tensor3D, wasm); // [g, d, Nk]
+      const vs = byGroup(vi, wasm);
+      return join(
+        chunksOf(rows).map(([r0, rn]) =>
+          tf.tidy(() => {
+            const p = chunkProbs(
+              tf.mul(cut3(qi, 0, g, r0, rn), scale) as tf.Tensor3D,
+              kT,
+              wasm,
+              biasOf(b, r0, rn),
+            );
+            return batchMatMul(byGroup(p, wasm), vs); // [g, rn, dv]
+          })
+        ),
+      );
+    });
+
+  // dy [g, Nq, dv] -> the gradients of q, k, v (and the bias halves), one chunk of query rows at a time.
+  const backward = (dy: tf.Tensor3D, qi: tf.Tensor3D, ki: tf.Tensor3D, vi: tf.Tensor3D, b?: Bias) =>
+    tf.tidy(() => {
+      const kT = byGroup(tf.transpose(ki, [0, 2, 1]) as tf.Tensor3D, wasm); // [g, d, Nk]
+      const vT = byGroup(tf.transpose(vi, [0, 2, 1]) as tf.Tensor3D, wasm); // [g, dv, Nk]
+      const ks = byGroup(ki, wasm);
+      let dk: tf.Tensor = tf.zerosLike(ki), dv: tf.Tensor = tf.zerosLike(vi);
+      const dq: tf.Tensor[] = [], dRelH: tf.Tensor[] = [], dRelW: tf.Tensor[] = [];
+      for (const [r0, rn] of chunksOf(backwardRows)) {
+        // Inner tidies free each step's temporaries at once: at most p, dS and one product live together.
+        const part = tf.tidy(() => {
+          const cb = biasOf(b, r0, rn);
+          const qs = tf.mul(cut3(qi, 0, g, r0, rn), scale) as tf.Tensor3D; // [g, rn, d]
+          const dO = cut3(dy, 0, g, r0, rn); // [g, rn, dv]
+          const t = (x: tf.Tensor3D) => byGroup(tf.transpose(x, [0, 2, 1]) as tf.Tensor3D, wasm);
+          const p = tf.tidy(() => chunkProbs(qs, kT, wasm, cb)); // [g, rn, Nk]
+          const ds = tf.tidy(() => {
+            const dp = batchMatMul(byGroup(dO, wasm), vT); // [g, rn, Nk]
+            return tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))) as tf.Tensor3D; // softmax backward
+          });
+          const dvNext = tf.tidy(() => tf.add(dv, batchMatMul(t(p), byGroup(dO, wasm)))); // += P^T @ dO
+          p.dispose();
+          const dkNext = tf.tidy(() => tf.add(dk, batchMatMul(t(ds), byGroup(qs, wasm)))); // += dS^T @ (q * scale)
+          const ds5 = cb && tf.reshape(ds, [g, rn / cb.qw, cb.qw, cb.kh, cb.kw]);
+          return {
+            dk: dkNext,
+            dv: dvNext,
+            dq: tf.tidy(() => tf.mul(batchMatMul(byGroup(ds, wasm), ks), scale)), // [g, rn, d]
+            dRelH: ds5 && tf.sum(ds5, 4), // [g, rn/qw, qw, kh]
+            dRelW: ds5 && tf.sum(ds5, 3), // [g, rn/qw, qw, kw]
+          };
+        });
+        tf.dispose([dk, dv]);
+        [dk, dv] = [part.dk, part.dv];
+        dq.push(part.dq);
+        if (part.dRelH && part.dRelW) dRelH.push(part.dRelH), dRelW.push(part.dRelW);
+      }
+      return b ? [join(dq), dk, dv, join(dRelH), join(dRelW)] : [join(dq), dk, dv];
+    });
+
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const inputs = args.slice(0, -1) as tf.Tensor[];
+    (args.at(-1) as tf.GradSaveFunc)(inputs);
+    const [qi, ki, vi, relH, relW] = inputs as [
+      tf.Tensor3D,
+      tf.Tensor3D,
+      tf.Tensor3D,
+      tf.Tensor4D?,
+      tf.Tensor4D?,
+    ];
+    const withBias = (b?: Bias) => b && relH && relW ? { ...b, relH, relW } : undefined;
+    return {
+      value: forward(qi, ki, vi, withBias(bias)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [qs, ks, vs, h, w] = saved as [
+          tf.Tensor3D,
+          tf.Tensor3D,
+          tf.Tensor3D,
+          tf.Tensor4D?,
+          tf.Tensor4D?,
+        ];
+        return backward(
+          dy as tf.Tensor3D,
+          qs,
+          ks,
+          vs,
+          bias && h && w ? { ...bias, relH: h, relW: w } : undefined,
+        );
+      },
+    };
+  });
+  return (bias ? f(q, k, v, bias.relH, bias.relW) : f(q, k, v)) as tf.Tensor3D;
 }
 
 /**
@@ -165,9 +308,8 @@ export function attention(
   v: tf.Tensor3D,
   opts: AttentionOptions,
 ): tf.Tensor3D {
-  const [g, nq, d] = q.shape;
+  const [g, nq] = q.shape;
   const nk = k.shape[1];
-  const dv = v.shape[2];
   const rel = opts.relPos;
   if (rel && (rel.qSize[0] * rel.qSize[1] !== nq || rel.kSize[0] * rel.kSize[1] !== nk)) {
     throw new Error(
@@ -178,46 +320,24 @@ export function attention(
   const plan = planChunks(g, nq, nk, rel ? rel.qSize[1] : 1, cap);
   const wasm = tf.getBackend() === "wasm";
   return tf.tidy(() => {
-    // Explicit transposes: wasm's matmul leaves its fast path for transposed-flag operands.
-    const kT = tf.transpose(k, [0, 2, 1]); // [G, d, Nk]
-    const rhT = rel ? tf.transpose(rel.rh, [0, 2, 1]) as tf.Tensor3D : undefined; // [qh, d, kh]
-    const rwT = rel ? tf.transpose(rel.rw, [0, 2, 1]) as tf.Tensor3D : undefined; // [qw, d, kw]
-    // The bias terms are small (kh + kw per query): all heads at once when they fit the cap, else per group.
+    const rhT = rel && tf.transpose(rel.rh, [0, 2, 1]) as tf.Tensor3D; // [qh, d, kh]
+    const rwT = rel && tf.transpose(rel.rw, [0, 2, 1]) as tf.Tensor3D; // [qw, d, kw]
+    // The bias halves are small (kh + kw per query): all heads at once when they fit the cap, else per group.
     const termsAll = rel && g * nq * (rel.kSize[0] + rel.kSize[1]) * 4 <= cap;
     const allTerms = termsAll ? relPosTerms(q, rhT!, rwT!, rel, wasm) : undefined;
-    const qs = tf.mul(q, opts.scale);
     const perGroup: tf.Tensor[] = [];
     for (let g0 = 0; g0 < g; g0 += plan.groups) {
       const gn = Math.min(plan.groups, g - g0);
-      const whole = gn === g;
-      const kGroup = whole ? kT : tf.slice(kT, [g0, 0, 0], [gn, d, nk]);
-      const vGroup = whole ? v : tf.slice(v, [g0, 0, 0], [gn, nk, dv]);
-      const sliced = gn > 1 && wasm;
-      const kc = sliced ? splitRows(kGroup, gn) : kGroup;
-      const vc = sliced ? splitRows(vGroup, gn) : vGroup;
-      const qGroup = whole ? q : tf.slice(q, [g0, 0, 0], [gn, nq, d]) as tf.Tensor3D;
-      const terms = !rel ? undefined : allTerms ?? relPosTerms(qGroup, rhT!, rwT!, rel, wasm);
-      const tg0 = allTerms ? g0 : 0;
-      const perRows: tf.Tensor[] = [];
-      for (let r0 = 0; r0 < nq; r0 += plan.rows) {
-        const rn = Math.min(plan.rows, nq - r0);
-        perRows.push(tf.tidy(() => {
-          const qsc = whole && rn === nq ? qs : tf.slice(qs, [g0, r0, 0], [gn, rn, d]);
-          let logits: tf.Tensor = batchMatMul(qsc as tf.Tensor3D, kc); // [gn, rn, Nk]
-          if (rel && terms) {
-            const [qw, [kh, kw]] = [rel.qSize[1], rel.kSize];
-            const { relH, relW } = sliceTerms(terms, tg0, gn, r0 / qw, rn / qw);
-            const l5 = tf.reshape(logits, [gn, rn / qw, qw, kh, kw]);
-            logits = tf.reshape(tf.add(tf.add(l5, tf.expandDims(relH, 4)), tf.expandDims(relW, 3)), [
-              gn,
-              rn,
-              nk,
-            ]);
-          }
-          return batchMatMul(tf.softmax(logits) as tf.Tensor3D, vc); // [gn, rn, dv]
-        }));
+      const [qG, kG, vG] = [q, k, v].map((x) => cut3(x, g0, gn, 0, x.shape[1]));
+      let bias: Bias | undefined;
+      if (rel) {
+        const qh = rel.qSize[0];
+        const terms = allTerms
+          ? { relH: cut4(allTerms.relH, g0, gn, 0, qh), relW: cut4(allTerms.relW, g0, gn, 0, qh) }
+          : relPosTerms(qG, rhT!, rwT!, rel, wasm);
+        bias = { qw: rel.qSize[1], kh: rel.kSize[0], kw: rel.kSize[1], ...terms };
       }
-      perGroup.push(perRows.length === 1 ? perRows[0] : tf.concat(perRows, 1));
+      perGroup.push(attendGroups(qG, kG, vG, opts.scale, plan.rows, bias));
     }
     return (perGroup.length === 1 ? perGroup[0] : tf.concat(perGroup, 0)) as tf.Tensor3D;
   });

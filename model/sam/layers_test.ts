@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { tf } from "../../engine/tf.ts";
 import { selectBackend } from "../../engine/backend.ts";
-import { convTranspose2x2 } from "./layers.ts";
+import { convTranspose2x2, gelu } from "./layers.ts";
 
 for (const backend of ["wasm", "cpu"] as const) {
   Deno.test(`layers: gradients flow through a frozen transposed conv inside a tidy (${backend})`, async () => {
@@ -23,3 +23,18 @@ for (const backend of ["wasm", "cpu"] as const) {
     tf.dispose([w, b, x, dx]);
   });
 }
+
+Deno.test("gelu: torch's exact values, and its own gradient equals autodiff of the formula", async () => {
+  const x = tf.tensor1d([-4, -1.5, -0.3, 0, 0.2, 1, 2.5, 6]);
+  const plain = (t: tf.Tensor) => tf.mul(tf.mul(t, 0.5), tf.add(tf.erf(tf.mul(t, Math.SQRT1_2)), 1));
+  const weights = tf.tensor1d([1, -2, 0.5, 3, -1, 2, 0.25, -0.5]);
+  const [want, got] = await Promise.all(
+    [plain, gelu].map((f) => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(f(t), weights)))(x).data()),
+  );
+  for (let i = 0; i < want.length; i++) {
+    assert.ok(Math.abs(got[i] - want[i]) < 1e-6, `x[${i}]: ${got[i]} vs ${want[i]}`);
+  }
+  // torch.nn.functional.gelu(torch.tensor([-1.5, 1.0])) = [-0.1002, 0.8413]
+  const v = await gelu(tf.tensor1d([-1.5, 1])).data();
+  assert.ok(Math.abs(v[0] + 0.10021) < 1e-4 && Math.abs(v[1] - 0.84134) < 1e-4, String(v));
+});
