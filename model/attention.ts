@@ -4,19 +4,15 @@
  * decomposed relative-position bias of ViTDet/SAM (mvitv2) added per chunk. Chunking changes no number.
  */
 import { tf } from "../engine/tf.ts";
+import { spans } from "./spans.ts";
 
 /**
- * Largest logits chunk by default. It fits any WebGPU device, and it is what lets a vit_b step at 1024 px fit
- * the 4 GiB wasm heap: with 64 MiB chunks the global blocks' temporaries took the heap past it (measured), and
- * 16 MiB costs the encoder forward nothing measurable (25.2 s either way).
+ * Largest logits chunk by default, and always in the backward pass (which holds about four chunk-sized
+ * tensors at once). It fits any WebGPU device, and it is what lets a vit_b step at 1024 px fit the 4 GiB wasm
+ * heap: with 64 MiB chunks the global blocks' temporaries took the heap past it (measured), and 16 MiB costs
+ * the encoder forward nothing measurable (25.2 s either way).
  */
 export const DEFAULT_MAX_CHUNK_BYTES = 16 * 2 ** 20;
-
-/**
- * Largest logits chunk in the backward pass, which keeps about four chunk-sized tensors alive at once: ViT-B's
- * window attention at 1024 px (300 window-heads) would otherwise hold ~4 x 46 MiB in the wasm heap.
- */
-export const BACKWARD_CHUNK_BYTES = 16 * 2 ** 20;
 
 /** The decomposed relative-position tables of one attention call, already gathered (see getRelPos). */
 export interface RelPosBias {
@@ -195,32 +191,29 @@ function attendGroups(
       relH: cut4(b.relH, 0, g, r0 / b.qw, rn / b.qw),
       relW: cut4(b.relW, 0, g, r0 / b.qw, rn / b.qw),
     };
-  const chunksOf = (n: number) => {
-    const out: Array<[number, number]> = [];
-    for (let r0 = 0; r0 < nq; r0 += n) out.push([r0, Math.min(n, nq - r0)]);
-    return out;
-  };
-  // The backward pass holds several chunk-sized tensors at once, so it takes smaller chunks (whole grid rows).
+  // The backward pass holds several chunk-sized tensors at once, so it never takes chunks over the default
+  // (whole grid rows), even where the caller allowed larger ones.
   const unit = bias ? bias.qw : 1;
   const backwardRows = Math.min(
     rows,
-    unit * Math.max(1, Math.floor(BACKWARD_CHUNK_BYTES / (g * nk * 4 * unit))),
+    unit * Math.max(1, Math.floor(DEFAULT_MAX_CHUNK_BYTES / (g * nk * 4 * unit))),
   );
   const join = (xs: tf.Tensor[]) => (xs.length === 1 ? xs[0] : tf.concat(xs, 1));
 
-  const forward = (qi: tf.Tensor3D, ki: tf.Tensor3D, vi: tf.Tensor3D, b?: Bias) =>
+  // The customGrad's forward reads q, k, v and the bias, which are its inputs.
+  const forward = () =>
     tf.tidy(() => {
       // Explicit transposes: wasm's matmul leaves its fast path for transposed-flag operands.
-      const kT = byGroup(tf.transpose(ki, [0, 2, 1]) as tf.Tensor3D, wasm); // [g, d, Nk]
-      const vs = byGroup(vi, wasm);
+      const kT = byGroup(tf.transpose(k, [0, 2, 1]) as tf.Tensor3D, wasm); // [g, d, Nk]
+      const vs = byGroup(v, wasm);
       return join(
-        chunksOf(rows).map(([r0, rn]) =>
+        spans(nq, rows).map(([r0, rn]) =>
           tf.tidy(() => {
             const p = chunkProbs(
-              tf.mul(cut3(qi, 0, g, r0, rn), scale) as tf.Tensor3D,
+              tf.mul(cut3(q, 0, g, r0, rn), scale) as tf.Tensor3D,
               kT,
               wasm,
-              biasOf(b, r0, rn),
+              biasOf(bias, r0, rn),
             );
             return batchMatMul(byGroup(p, wasm), vs); // [g, rn, dv]
           })
@@ -228,7 +221,8 @@ function attendGroups(
       );
     });
 
-  // dy [g, Nq, dv] -> the gradients of q, k, v (and the bias halves), one chunk of query rows at a time.
+  // dy [g, Nq, dv] -> the gradients of q, k, v (and the bias halves), one chunk of query rows at a time, from
+  // the copies the forward saved (by then a tidy may have freed the originals).
   const backward = (dy: tf.Tensor3D, qi: tf.Tensor3D, ki: tf.Tensor3D, vi: tf.Tensor3D, b?: Bias) =>
     tf.tidy(() => {
       const kT = byGroup(tf.transpose(ki, [0, 2, 1]) as tf.Tensor3D, wasm); // [g, d, Nk]
@@ -236,7 +230,7 @@ function attendGroups(
       const ks = byGroup(ki, wasm);
       let dk: tf.Tensor = tf.zerosLike(ki), dv: tf.Tensor = tf.zerosLike(vi);
       const dq: tf.Tensor[] = [], dRelH: tf.Tensor[] = [], dRelW: tf.Tensor[] = [];
-      for (const [r0, rn] of chunksOf(backwardRows)) {
+      for (const [r0, rn] of spans(nq, backwardRows)) {
         // Inner tidies free each step's temporaries at once: at most p, dS and one product live together.
         const part = tf.tidy(() => {
           const cb = biasOf(b, r0, rn);
@@ -269,18 +263,9 @@ function attendGroups(
     });
 
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const inputs = args.slice(0, -1) as tf.Tensor[];
-    (args.at(-1) as tf.GradSaveFunc)(inputs);
-    const [qi, ki, vi, relH, relW] = inputs as [
-      tf.Tensor3D,
-      tf.Tensor3D,
-      tf.Tensor3D,
-      tf.Tensor4D?,
-      tf.Tensor4D?,
-    ];
-    const withBias = (b?: Bias) => b && relH && relW ? { ...b, relH, relW } : undefined;
+    (args.at(-1) as tf.GradSaveFunc)(args.slice(0, -1) as tf.Tensor[]);
     return {
-      value: forward(qi, ki, vi, withBias(bias)),
+      value: forward(),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [qs, ks, vs, h, w] = saved as [
           tf.Tensor3D,
@@ -330,8 +315,7 @@ export function attention(
     const termsAll = rel && g * nq * (rel.kSize[0] + rel.kSize[1]) * 4 <= cap;
     const allTerms = termsAll ? relPosTerms(q, rhT!, rwT!, rel, wasm) : undefined;
     const perGroup: tf.Tensor[] = [];
-    for (let g0 = 0; g0 < g; g0 += plan.groups) {
-      const gn = Math.min(plan.groups, g - g0);
+    for (const [g0, gn] of spans(g, plan.groups)) {
       const [qG, kG, vG] = [q, k, v].map((x) => cut3(x, g0, gn, 0, x.shape[1]));
       let bias: Bias | undefined;
       if (rel) {

@@ -5,6 +5,7 @@
  */
 import { tf } from "../../engine/tf.ts";
 import { attention, DEFAULT_MAX_CHUNK_BYTES, getRelPos } from "../attention.ts";
+import { spans } from "../spans.ts";
 import type { SamConfig } from "./config.ts";
 import { conv1x1, conv3x3, isTrainable, layerNorm, linear, param, type Params, patchConv } from "./layers.ts";
 import { mlpBlock } from "./mlp_block.ts";
@@ -159,8 +160,7 @@ export function imageEncoder(
     // Whole images per pass, so no activation outgrows the device's binding limit (training batches).
     return tf.tidy(() => {
       const parts: tf.Tensor4D[] = [];
-      for (let b0 = 0; b0 < x.shape[0]; b0 += perPass) {
-        const n = Math.min(perPass, x.shape[0] - b0);
+      for (const [b0, n] of spans(x.shape[0], perPass)) {
         parts.push(encode(p, cfg, tf.slice(x, [b0, 0, 0, 0], [n, hIn, wIn, 3]), opts));
       }
       return tf.concat(parts, 0) as tf.Tensor4D;

@@ -8,6 +8,7 @@
  * shapes wasm's fast matmul wants, and weight gradients are built only for trainable weights.
  */
 import { tf } from "../../engine/tf.ts";
+import { spans } from "../spans.ts";
 import { gelu, geluSlope, isTrainable } from "./layers.ts";
 
 /** Tokens per chunk: a [1024, 3072] hidden chunk is 12 MiB. */
@@ -28,8 +29,7 @@ export function mlpBlock(
   const c = x.shape.at(-1)!;
   const x2 = tf.reshape(x, [-1, c]) as T2;
   const n = x2.shape[0];
-  const chunks: Array<[number, number]> = [];
-  for (let r0 = 0; r0 < n; r0 += rows) chunks.push([r0, Math.min(rows, n - r0)]);
+  const chunks = spans(n, rows);
   const rowsOf = (t: T2, r0: number, rn: number) => (rn === n ? t : tf.slice(t, [r0, 0], [rn, t.shape[1]]));
   // Frozen weights (every method here freezes them) are closed over: persistent params, no gradient to build.
   const train = [w1, b1, w2, b2].some(isTrainable);
